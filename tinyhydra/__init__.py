@@ -1,0 +1,18 @@
+"""tinyhydra: a small autograd engine on NumPy (optional CuPy) for efficient attention
+in sequential recommendation: Hydra attention inside SASRec- and BERT4Rec-style encoders.
+
+Reading order: backend -> tensor -> ops -> softmax, norm, embedding -> attention, hydra
+(with reference beside them) -> gradcheck -> functional -> nn -> models -> data -> metrics.
+"""
+from . import backend, functional
+from .backend import BackendError, gpu_available, manual_seed
+from .gradcheck import gradcheck
+from .profiler import profile
+from .tensor import Function, Tensor, is_grad_enabled, no_grad, tensor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "Function", "tensor", "no_grad", "is_grad_enabled", "gradcheck", "profile",
+    "manual_seed", "gpu_available", "BackendError", "backend", "functional",
+]

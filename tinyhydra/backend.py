@@ -1,0 +1,147 @@
+"""The one place that knows NumPy from CuPy.
+
+Every other module asks this one for the array library that owns its data
+(``get_array_module(x)``), and never imports ``cupy`` itself. The choice is made
+from the array, as in DeZero's ``cuda.py``: a ``cupy.ndarray`` selects CuPy, anything
+else selects NumPy. CuPy is optional: it is imported lazily, and asking for the GPU
+without it raises a :class:`BackendError` that names the missing piece.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_cupy = None            # the cupy module once imported successfully
+_cupy_error = None      # why importing / using cupy failed, for the error message
+
+
+class BackendError(RuntimeError):
+    """Raised when the GPU backend is asked for but cannot be used."""
+
+
+def _load_cupy():
+    """Import cupy once; remember why it failed so errors can say so."""
+    global _cupy, _cupy_error
+    if _cupy is not None or _cupy_error is not None:
+        return _cupy
+    try:
+        import cupy  # the only cupy import in the library
+
+        cupy.cuda.runtime.getDeviceCount()  # raises without a driver or a GPU
+        _cupy = cupy
+    except Exception as exc:  # ImportError, CUDARuntimeError, ...
+        _cupy_error = f"{type(exc).__name__}: {exc}"
+    return _cupy
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device."""
+    return _load_cupy() is not None
+
+
+def require_cupy():
+    """Return the cupy module or raise a readable error naming what is missing."""
+    cupy = _load_cupy()
+    if cupy is None:
+        raise BackendError(
+            "device 'gpu' needs CuPy and a CUDA GPU, but CuPy could not be used "
+            f"({_cupy_error}). Install it with `pip install 'tinyhydra[gpu]'` "
+            "(cupy-cuda12x) or a CuPy build matching your CUDA version."
+        )
+    return cupy
+
+
+def is_gpu_array(array) -> bool:
+    return _cupy is not None and isinstance(array, _cupy.ndarray)
+
+
+def get_array_module(*arrays):
+    """Return ``cupy`` if any argument is a cupy array, else ``numpy``."""
+    for array in arrays:
+        if is_gpu_array(array):
+            return _cupy
+    return np
+
+
+def device_of(array) -> str:
+    return "gpu" if is_gpu_array(array) else "cpu"
+
+
+def check_device(device: str) -> str:
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+    return device
+
+
+def to_device(array, device: str):
+    """Copy ``array`` to ``device`` ('cpu' or 'gpu'); no copy when already there."""
+    check_device(device)
+    if device == "gpu":
+        return require_cupy().asarray(array)
+    return as_numpy(array)
+
+
+def as_numpy(array) -> np.ndarray:
+    """A host ``numpy.ndarray`` of ``array`` (a device-to-host copy for cupy arrays)."""
+    if is_gpu_array(array):
+        return array.get()
+    return np.asarray(array)
+
+
+def xp_for_device(device: str):
+    """The array module that lives on ``device``."""
+    return require_cupy() if check_device(device) == "gpu" else np
+
+
+def scatter_add(target, indices, values) -> None:
+    """In place: ``target[indices[n]] += values[n]``, repeated indices accumulating.
+
+    ``target`` (V, ...), ``indices`` (N,) ints, ``values`` (N, ...).
+    CuPy: ``cupyx.scatter_add``. NumPy: ``np.add.at`` is a slow per-element loop, so
+    the ids are sorted once and contiguous runs are summed with ``np.add.reduceat``.
+    """
+    if is_gpu_array(target):
+        import cupyx  # ships with cupy
+
+        cupyx.scatter_add(target, indices, values)
+        return
+    if indices.size == 0:
+        return
+    order = np.argsort(indices, kind="stable")
+    sorted_ids = indices[order]
+    run_starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    target[sorted_ids[run_starts]] += np.add.reduceat(values[order], run_starts, axis=0)
+
+
+def index_add(target, index, values) -> None:
+    """In place: ``target[index] += values`` for any NumPy-style index, repeats accumulating."""
+    if is_gpu_array(target):
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+    else:
+        np.add.at(target, index, values)
+
+
+def synchronize(array_module=None) -> None:
+    """Wait for queued GPU work (a no-op on the CPU); call before reading a clock."""
+    if array_module is not None and array_module is not np:
+        array_module.cuda.get_current_stream().synchronize()
+
+
+_seeded_generators: dict = {}
+
+
+def manual_seed(seed: int) -> None:
+    """Seed NumPy's and (if present) CuPy's global generators used by the library."""
+    _seeded_generators.clear()
+    _seeded_generators["cpu"] = np.random.default_rng(seed)
+    if _load_cupy() is not None:
+        _seeded_generators["gpu"] = _cupy.random.default_rng(seed)
+
+
+def default_rng(array_module=np):
+    """The library's generator for ``array_module`` (seeded by :func:`manual_seed`)."""
+    device = "cpu" if array_module is np else "gpu"
+    if device not in _seeded_generators:
+        _seeded_generators[device] = array_module.random.default_rng()
+    return _seeded_generators[device]

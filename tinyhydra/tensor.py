@@ -1,0 +1,398 @@
+"""Tensor, Function and the reverse-mode graph.
+
+A :class:`Tensor` wraps a backend array (``numpy.ndarray`` or ``cupy.ndarray``).
+Every differentiable operation is a :class:`Function` subclass with two static
+methods on *raw arrays* (the minitorch style)::
+
+    forward(ctx, *arrays, **options)  -> output array
+    backward(ctx, grad_output)        -> one gradient per positional input (or None)
+
+``Function.apply`` unwraps Tensors, runs ``forward`` and, when gradients are wanted,
+records a :class:`Node` (the function, its context and its parent tensors) on the
+output. ``Tensor.backward`` walks the recorded graph in reverse topological order
+(found iteratively, so a chain of thousands of ops cannot hit Python's recursion
+limit), reduces broadcast gradients back to each parent's shape in ONE place
+(:func:`unbroadcast`), accumulates into the leaves' ``.grad`` and frees the graph.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+
+import numpy as np
+
+from . import backend
+from . import profiler as _profiler
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inside this block no graph is recorded (inference, optimizer updates)."""
+    global _grad_enabled
+    previous = _grad_enabled
+    _grad_enabled = False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+class Context:
+    """Scratch space a Function's forward leaves for its backward."""
+
+    __slots__ = ("saved_tensors", "needs_input_grad", "__dict__")
+
+    def __init__(self, needs_input_grad=()):
+        self.saved_tensors = ()
+        self.needs_input_grad = needs_input_grad
+
+    def save_for_backward(self, *arrays) -> None:
+        self.saved_tensors = arrays
+
+
+class Node:
+    """One recorded application of a Function: what backward needs to go on."""
+
+    __slots__ = ("function", "ctx", "parents")
+
+    def __init__(self, function, ctx, parents):
+        self.function = function
+        self.ctx = ctx
+        self.parents = parents  # one entry per positional input: a Tensor or None
+
+
+class Function:
+    """Base class of every differentiable operation (see the module docstring)."""
+
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **kwargs) -> "Tensor":
+        parents = tuple(arg if isinstance(arg, Tensor) else None for arg in args)
+        raw_args = [arg.data if isinstance(arg, Tensor) else arg for arg in args]
+        needs_input_grad = tuple(p is not None and p.requires_grad for p in parents)
+        record = _grad_enabled and any(needs_input_grad)
+        ctx = Context(needs_input_grad)
+        if _profiler.active is None:
+            output = cls.forward(ctx, *raw_args, **kwargs)
+        else:
+            start = time.perf_counter()
+            output = cls.forward(ctx, *raw_args, **kwargs)
+            _profiler.active.record(cls.__name__, "forward", start, output)
+        result = Tensor(output, requires_grad=record)
+        if record:
+            result._node = Node(cls, ctx, parents)
+        return result
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` over the axes that broadcasting added or stretched to reach it.
+
+    If ``y = f(x)`` broadcast ``x`` of ``shape`` up to ``grad.shape``, then
+    ``dL/dx`` sums ``dL/dy`` over the leading axes that were added and over the axes
+    where ``x`` had size 1.
+    """
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _as_array(value, like=None):
+    """A backend array for ``value``; Python numbers take the dtype of ``like``."""
+    if isinstance(value, Tensor):
+        return value.data
+    if isinstance(value, np.ndarray) or backend.is_gpu_array(value):
+        return value
+    if like is not None:
+        xp = backend.get_array_module(like)
+        if isinstance(value, (int, float, bool, np.number)):
+            return xp.asarray(value, dtype=like.dtype)
+        return xp.asarray(value)
+    return np.asarray(value)
+
+
+class Tensor:
+    """An n-dimensional array that remembers how it was computed.
+
+    ``Tensor(data, requires_grad=False)``: ``data`` is a NumPy/CuPy array (kept as
+    is, dtype included, no copy) or anything ``numpy.asarray`` accepts.
+    """
+
+    __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        array = _as_array(data)
+        if dtype is not None and array.dtype != dtype:
+            array = array.astype(dtype)
+        if requires_grad and array.dtype.kind != "f":
+            raise TypeError(
+                f"only floating-point tensors can require gradients, got dtype {array.dtype}"
+            )
+        self.data = array
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self._node = None
+        self._is_leaf = True
+        self.name = None
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self):
+        return self.data.size
+
+    @property
+    def device(self) -> str:
+        return backend.device_of(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._is_leaf
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({backend.as_numpy(self.data)!r}, device='{self.device}'{grad})"
+
+    def numpy(self) -> np.ndarray:
+        """A host ``numpy.ndarray`` (copied from the GPU when needed)."""
+        return backend.as_numpy(self.data)
+
+    def item(self) -> float:
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.reshape(()).item()
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph."""
+        return Tensor(self.data)
+
+    def to(self, device: str) -> "Tensor":
+        """A leaf copy on ``device`` ('cpu' or 'gpu'); ``self`` if already there."""
+        if backend.check_device(device) == self.device:
+            return self
+        moved = Tensor(backend.to_device(self.data, device), requires_grad=self.requires_grad)
+        if self.grad is not None:
+            moved.grad = backend.to_device(self.grad, device)
+        return moved
+
+    def astype(self, dtype) -> "Tensor":
+        return ops.Cast.apply(self, dtype=dtype)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ---------------------------------------------------------------- backward
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf), contracted with ``grad``, into each leaf's ``.grad``.
+
+        ``grad`` defaults to 1 for a one-element tensor; any other tensor needs an
+        explicit ``grad`` of its own shape (the cotangent). The graph is freed
+        afterwards unless ``retain_graph=True``.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() called on a tensor that does not require grad: no input of the "
+                "computation had requires_grad=True (or it ran under no_grad())"
+            )
+        if not self._is_leaf and self._node is None:
+            raise RuntimeError(
+                "backward() through a graph that was already freed: recompute the forward "
+                "pass, or call backward(retain_graph=True) the first time"
+            )
+        xp = backend.get_array_module(self.data)
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() without a gradient needs a one-element tensor, got shape "
+                    f"{self.shape}: reduce it first (e.g. .sum() or .mean()) or pass "
+                    f"grad=<array of shape {self.shape}>"
+                )
+            grad = xp.ones_like(self.data)
+        else:
+            grad = _as_array(grad, like=self.data)
+            if grad.shape != self.shape:
+                raise ValueError(
+                    f"backward(): grad has shape {grad.shape} but the tensor has shape {self.shape}"
+                )
+
+        order = self._topological_order()
+        grads = {id(self): grad}
+        for tensor in order:
+            tensor_grad = grads.pop(id(tensor), None)
+            if tensor_grad is None:
+                continue
+            node = tensor._node
+            if node is None:  # a leaf: accumulate, in place after the first call
+                if tensor.grad is None:
+                    tensor.grad = tensor_grad.astype(tensor.dtype, copy=True)
+                else:
+                    tensor.grad += tensor_grad
+                continue
+            parent_grads = self._run_backward(node, tensor_grad)
+            for parent, parent_grad in zip(node.parents, parent_grads):
+                if parent is None or parent_grad is None or not parent.requires_grad:
+                    continue
+                parent_grad = unbroadcast(parent_grad, parent.shape)
+                previous = grads.get(id(parent))
+                # out of place: a Function may hand the same array to several parents
+                grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
+            if not retain_graph:
+                tensor._node = None  # free the context and its saved arrays
+
+    @staticmethod
+    def _run_backward(node, grad_output):
+        if _profiler.active is None:
+            parent_grads = node.function.backward(node.ctx, grad_output)
+        else:
+            start = time.perf_counter()
+            parent_grads = node.function.backward(node.ctx, grad_output)
+            _profiler.active.record(node.function.__name__, "backward", start, grad_output)
+        if not isinstance(parent_grads, tuple):
+            parent_grads = (parent_grads,)
+        if len(parent_grads) != len(node.parents):
+            raise RuntimeError(
+                f"{node.function.__name__}.backward returned {len(parent_grads)} gradients "
+                f"for {len(node.parents)} inputs"
+            )
+        return parent_grads
+
+    def _topological_order(self):
+        """Tensors reachable from ``self``, each after every tensor that uses it.
+
+        An iterative depth-first search: a tensor is emitted once all its parents
+        have been emitted (post-order), and the list is reversed at the end.
+        """
+        post_order, visited = [], set()
+        stack = [(self, False)]
+        while stack:
+            tensor, parents_done = stack.pop()
+            if parents_done:
+                post_order.append(tensor)
+                continue
+            if id(tensor) in visited:
+                continue
+            visited.add(id(tensor))
+            stack.append((tensor, True))
+            if tensor._node is not None:
+                for parent in tensor._node.parents:
+                    if parent is not None and parent.requires_grad and id(parent) not in visited:
+                        stack.append((parent, False))
+        post_order.reverse()
+        return post_order
+
+    # ------------------------------------------------------------- operators
+    def _lift(self, other) -> "Tensor":
+        return other if isinstance(other, Tensor) else Tensor(_as_array(other, like=self.data))
+
+    def __add__(self, other):
+        return ops.Add.apply(self, self._lift(other))
+
+    def __radd__(self, other):
+        return ops.Add.apply(self._lift(other), self)
+
+    def __sub__(self, other):
+        return ops.Sub.apply(self, self._lift(other))
+
+    def __rsub__(self, other):
+        return ops.Sub.apply(self._lift(other), self)
+
+    def __mul__(self, other):
+        return ops.Mul.apply(self, self._lift(other))
+
+    def __rmul__(self, other):
+        return ops.Mul.apply(self._lift(other), self)
+
+    def __truediv__(self, other):
+        return ops.Div.apply(self, self._lift(other))
+
+    def __rtruediv__(self, other):
+        return ops.Div.apply(self._lift(other), self)
+
+    def __matmul__(self, other):
+        return ops.MatMul.apply(self, self._lift(other))
+
+    def __rmatmul__(self, other):
+        return ops.MatMul.apply(self._lift(other), self)
+
+    def __pow__(self, exponent):
+        if isinstance(exponent, Tensor):
+            raise TypeError("Tensor ** Tensor is not supported; the exponent must be a number")
+        return ops.Pow.apply(self, exponent=float(exponent))
+
+    def __neg__(self):
+        return ops.Neg.apply(self)
+
+    def __getitem__(self, index):
+        return ops.GetItem.apply(self, index=index)
+
+    def sum(self, axis=None, keepdims=False):
+        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return ops.Mean.apply(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ops.Reshape.apply(self, shape=shape)
+
+    def transpose(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return ops.Transpose.apply(self, axes=axes or None)
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    def exp(self):
+        return ops.Exp.apply(self)
+
+    def log(self):
+        return ops.Log.apply(self)
+
+    def tanh(self):
+        return ops.Tanh.apply(self)
+
+    def sqrt(self):
+        return ops.Pow.apply(self, exponent=0.5)
+
+
+def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    """PyTorch-style factory: ``th.tensor([[1., 2.]], requires_grad=True)``."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+from . import ops  # noqa: E402  (ops subclasses Function, defined above)
