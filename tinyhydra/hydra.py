@@ -1,5 +1,142 @@
-"""Hydra attention (skeleton, being written)."""
+r"""Hydra attention (Bolya et al. 2022), as used by HydraRec: one fused Function.
+
+Hydra attention is multi-head linear attention pushed to its limit: as many heads
+as features (H = D, one feature per head) and the cosine-similarity kernel
+phi(x) = x / ||x||. With a single feature per head, each head's "attention matrix"
+A_f[i, t] = phi(q_i)_f phi(k_t)_f factorises, so the whole layer is
+
+    bidirectional:  out_i = phi(q_i) * sum_t     m_t phi(k_t) * v_t
+    causal:         out_i = phi(q_i) * sum_{t<=i} m_t phi(k_t) * v_t
+
+(* is the elementwise product over the D features, m_t the key mask). That costs
+O(L D) time and memory instead of softmax attention's O(L^2 D) / O(L^2): the L x L
+matrices A_f are never built. :func:`tinyhydra.reference.hydra_attention_reference`
+builds them explicitly (a (..., D, L, L) tensor) to check this module.
+
+Unlike Katharopoulos-style linear attention there is no normaliser
+phi(q_i) . z_i in the denominator: the cosine kernel already bounds every term.
+"""
+from __future__ import annotations
+
+from . import backend
+from .attention import _raw, as_bool_mask, check_qkv, reverse_cumsum
+from .tensor import Function, Tensor
+
+__all__ = ["hydra_attention", "HydraAttention", "HYDRA_EPS", "l2_normalize"]
+
+# Floor on ||x|| in phi(x) = x / max(||x||, eps), as torch.nn.functional.normalize.
+# 1e-12 is representable in float32 too (smallest normal ~1.2e-38), so the same eps
+# serves both dtypes; it only matters for (near-)zero vectors, which map to ~0.
+HYDRA_EPS = 1e-12
 
 
-def hydra_attention(q, k, v, causal=False, key_mask=None):
-    raise NotImplementedError
+def l2_normalize(x, eps=HYDRA_EPS):
+    """Raw-array phi(x) = x / n, n = max(||x||_2, eps) over the last axis.
+
+    Returns (y, n, above): y (..., D), n (..., 1) the clamped norm and ``above`` (..., 1)
+    bool ||x|| > eps, which is all the backward (:func:`l2_normalize_backward`) needs.
+    """
+    xp = backend.get_array_module(x)
+    norm = xp.sqrt(xp.einsum("...i,...i->...", x, x))[..., None]
+    above = norm > eps
+    norm = xp.maximum(norm, xp.asarray(eps, dtype=x.dtype))
+    return x / norm, norm, above
+
+
+def l2_normalize_backward(y, norm, above, grad_y):
+    r"""dL/dx for y = x / n, n = max(||x||, eps), given dL/dy.
+
+    Where ||x|| > eps: dy/dx = (I - y y^T) / n (the projection removing the radial
+    direction, divided by the length), so dx = (dy - y (y . dy)) / n. Where the norm
+    is clamped, n = eps is a constant and dx = dy / eps.
+    """
+    xp = backend.get_array_module(y)
+    radial = xp.einsum("...i,...i->...", y, grad_y)[..., None]  # (..., 1)
+    radial *= above
+    grad_x = y * radial
+    xp.subtract(grad_y, grad_x, out=grad_x)
+    grad_x /= norm
+    return grad_x
+
+
+class HydraAttention(Function):
+    r"""Fused Hydra attention: out = phi(Q) * KV, O(L D) memory, hand-written backward.
+
+    Shapes: Q (..., Lq, D), K and V (..., L, D) (Lq = L when causal); key mask m
+    (..., L) broadcastable to K's leading axes. Writing q^ = phi(Q), k^ = m phi(K)
+    (masked keys are zero rows), forward::
+
+        kv   = sum_t k^_t * v_t              (..., 1, D)   bidirectional
+        kv_i = sum_{t<=i} k^_t * v_t         (..., L, D)   causal: a cumsum over t
+        out_i = q^_i * kv_i                  (..., Lq, D)
+
+    Backward, for G = dL/dout (..., Lq, D)::
+
+        dq^_i  = G_i * kv_i
+        dkv    = sum_i G_i * q^_i                     bidirectional
+        dkv'_t = sum_{i>=t} G_i * q^_i                causal: the adjoint of a prefix
+                                                      sum is a reversed prefix sum
+        dv_t   = dkv'_t * k^_t                        (0 for masked keys)
+        dk^_t  = m_t dkv'_t * v_t
+        dQ, dK = normalisation backward of dq^, dk^:  dx = (dy - y (y . dy)) / n
+
+    (:func:`l2_normalize_backward`; since k^ is zero and dk^ is zero at a masked key,
+    using the masked k^ in place of phi(k) there changes nothing.) Every array is
+    (..., L, D) or smaller, so memory is O(L D): at L = 4096 it never comes close to
+    one L x L matrix.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, causal=False, key_mask=None, eps=HYDRA_EPS):
+        xp = backend.get_array_module(q)
+        q_hat, q_norm, q_above = l2_normalize(q, eps)
+        k_hat, k_norm, k_above = l2_normalize(k, eps)
+        key_weight = None
+        if key_mask is not None:
+            key_weight = key_mask[..., None]  # (..., L, 1)
+            k_hat *= key_weight
+        kv = k_hat * v  # (..., L, D)
+        if causal:
+            kv = xp.cumsum(kv, axis=-2)  # (..., L, D)
+        else:
+            kv = kv.sum(axis=-2, keepdims=True)  # (..., 1, D)
+        ctx.causal = causal
+        ctx.key_weight = key_weight
+        ctx.save_for_backward(q_hat, q_norm, q_above, k_hat, k_norm, k_above, v, kv)
+        return q_hat * kv
+
+    @staticmethod
+    def backward(ctx, g):
+        q_hat, q_norm, q_above, k_hat, k_norm, k_above, v, kv = ctx.saved_tensors
+        need_q, need_k, need_v = ctx.needs_input_grad[:3]
+        grad_q = grad_k = grad_v = None
+        if need_q:
+            grad_q = l2_normalize_backward(q_hat, q_norm, q_above, g * kv)
+        if need_k or need_v:
+            d_kv = g * q_hat
+            if ctx.causal:
+                d_kv = reverse_cumsum(d_kv, axis=-2)  # (..., L, D)
+            else:
+                d_kv = d_kv.sum(axis=-2, keepdims=True)  # (..., 1, D)
+            if need_v:
+                grad_v = d_kv * k_hat
+            if need_k:
+                d_k_hat = d_kv * v
+                if ctx.key_weight is not None:
+                    d_k_hat *= ctx.key_weight
+                grad_k = l2_normalize_backward(k_hat, k_norm, k_above, d_k_hat)
+        return grad_q, grad_k, grad_v
+
+
+def hydra_attention(q, k, v, causal=False, key_mask=None, eps=HYDRA_EPS) -> Tensor:
+    """Hydra attention with phi(x) = x / max(||x||_2, eps). See :class:`HydraAttention`.
+
+    q, k, v (..., L, D) Tensors (q may have another length when not causal);
+    ``key_mask`` bool (..., L) array or Tensor, True = real token (masked keys add
+    nothing); ``causal`` restricts query i to keys t <= i. Output (..., L, D).
+    """
+    q_raw, k_raw, v_raw = _raw(q), _raw(k), _raw(v)
+    check_qkv("hydra_attention", q_raw, k_raw, v_raw, same_length=causal, same_value_dim=True)
+    if key_mask is not None:
+        key_mask = as_bool_mask(key_mask, "key_mask", k_raw.shape[:-1], q_raw, "hydra_attention")
+    return HydraAttention.apply(q, k, v, causal=bool(causal), key_mask=key_mask, eps=eps)

@@ -94,6 +94,7 @@ class Function:
         result = Tensor(output, requires_grad=record)
         if record:
             result._node = Node(cls, ctx, parents)
+            result._is_leaf = False
         return result
 
 
@@ -242,6 +243,8 @@ class Tensor:
             grad = xp.ones_like(self.data)
         else:
             grad = _as_array(grad, like=self.data)
+            if grad.dtype != self.dtype:  # a float64 cotangent must not turn a float32 graph float64
+                grad = grad.astype(self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(
                     f"backward(): grad has shape {grad.shape} but the tensor has shape {self.shape}"

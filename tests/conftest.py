@@ -1,0 +1,41 @@
+"""Shared fixtures: the hypothesis profiles and the backend parametrisation."""
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+import tinyhydra as th
+from tinyhydra import backend
+
+# `ci` bounds the examples so the suite runs in minutes on 2 cores; `dev` explores more.
+settings.register_profile(
+    "ci", max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "dev", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "gpu", marks=pytest.mark.skipif(not backend.gpu_available(), reason="CuPy or a CUDA GPU is not available")
+    ),
+]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """Each test that takes `device` runs on the CPU and, where CuPy sees a GPU, on the GPU."""
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _seed_library():
+    th.manual_seed(0)

@@ -1,0 +1,207 @@
+"""The graph machinery: topological order, accumulation, broadcasting, freeing, errors."""
+import numpy as np
+import pytest
+from hypothesis import given
+
+import tinyhydra as th
+from tinyhydra import backend
+from tinyhydra import functional as F
+
+from .strategies import broadcastable_pair
+
+
+def test_tensor_keeps_dtype_and_data():
+    data = np.arange(6, dtype=np.float64).reshape(2, 3)
+    x = th.Tensor(data, requires_grad=True)
+    assert x.dtype == np.float64 and x.data is data and x.shape == (2, 3)
+    assert th.Tensor(data.astype(np.float32)).dtype == np.float32
+    assert isinstance(x.numpy(), np.ndarray)
+
+
+def test_reused_intermediate_gets_both_contributions():
+    a = th.Tensor(np.array([1.5, -2.0]), requires_grad=True)
+    b = a + a
+    c = b * b  # c = 4 a^2, dc/da = 8 a
+    c.backward(np.ones(2))
+    np.testing.assert_allclose(a.grad, 8 * a.data)
+
+
+def test_diamond_graph_matches_hand_derivative():
+    x = th.Tensor(np.array([0.3, 0.7]), requires_grad=True)
+    y = x.exp()
+    z = y * x + y.tanh()  # dz/dx = y x + y + (1 - tanh(y)^2) y
+    z.backward(np.ones(2))
+    y_ = np.exp(x.data)
+    np.testing.assert_allclose(x.grad, y_ * x.data + y_ + (1 - np.tanh(y_) ** 2) * y_)
+
+
+def test_long_chain_has_no_recursion_limit():
+    x = th.Tensor(np.array([1.0]), requires_grad=True)
+    y = x
+    for _ in range(3000):
+        y = y * 1.001 + 0.0
+    y.backward(np.ones(1))
+    np.testing.assert_allclose(x.grad, [1.001**3000])
+
+
+def test_gradients_accumulate_across_backward_calls():
+    x = th.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    (x * 2.0).sum().backward()
+    (x * 3.0).sum().backward()
+    np.testing.assert_allclose(x.grad, [5.0, 5.0])
+    x.zero_grad()
+    assert x.grad is None
+
+
+def test_graph_is_freed_after_backward():
+    x = th.Tensor(np.ones(3), requires_grad=True)
+    y = (x * 2.0).sum()
+    y.backward()
+    assert y._node is None
+    with pytest.raises(RuntimeError, match="already freed"):
+        y.backward()
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = th.Tensor(np.ones(3), requires_grad=True)
+    y = (x * 2.0).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad, [4.0, 4.0, 4.0])
+
+
+def test_no_grad_builds_no_graph():
+    x = th.Tensor(np.ones(3), requires_grad=True)
+    with th.no_grad():
+        y = x * 2.0 + 1.0
+        assert not th.is_grad_enabled()
+    assert th.is_grad_enabled()
+    assert not y.requires_grad and y._node is None
+
+
+def test_intermediate_grads_are_not_kept_and_constants_get_none():
+    x = th.Tensor(np.ones(2), requires_grad=True)
+    c = th.Tensor(np.full(2, 3.0))
+    y = x * c
+    y.sum().backward()
+    assert y.grad is None and c.grad is None
+    np.testing.assert_allclose(x.grad, [3.0, 3.0])
+
+
+@given(broadcastable_pair())
+def test_broadcast_gradients_reduce_to_each_input_shape(pair):
+    a_data, b_data = pair
+    a = th.Tensor(a_data, requires_grad=True)
+    b = th.Tensor(b_data, requires_grad=True)
+    out = a * b + a - b / (1.5 + b * b)
+    cotangent = np.random.default_rng(0).standard_normal(out.shape)
+    out.backward(cotangent)
+    assert a.grad.shape == a.shape and b.grad.shape == b.shape
+    # independent reference: broadcast explicitly, differentiate elementwise, sum back
+    A, B = np.broadcast_arrays(a_data, b_data)
+    dA = cotangent * (B + 1)
+    dB = cotangent * (A - (1.5 - B * B) / (1.5 + B * B) ** 2)
+    expected_a = dA.sum(axis=tuple(range(dA.ndim - a.ndim))) if dA.ndim > a.ndim else dA
+    expected_b = dB.sum(axis=tuple(range(dB.ndim - b.ndim))) if dB.ndim > b.ndim else dB
+    expected_a = expected_a.sum(axis=tuple(i for i, n in enumerate(a.shape) if n == 1), keepdims=True)
+    expected_b = expected_b.sum(axis=tuple(i for i, n in enumerate(b.shape) if n == 1), keepdims=True)
+    np.testing.assert_allclose(a.grad, expected_a, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(b.grad, expected_b, rtol=1e-10, atol=1e-10)
+
+
+def test_python_scalars_keep_float32():
+    x = th.Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
+    y = (2.0 * x - 1.0) / 3.0 + x**2
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_ndarray_on_the_left_dispatches_to_tensor():
+    x = th.Tensor(np.ones(2), requires_grad=True)
+    y = np.array([2.0, 3.0]) * x
+    assert isinstance(y, th.Tensor)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [2.0, 3.0])
+
+
+def test_backward_on_non_scalar_needs_a_gradient():
+    x = th.Tensor(np.ones((2, 2)), requires_grad=True)
+    with pytest.raises(RuntimeError, match="needs a one-element tensor"):
+        (x * 2.0).backward()
+    with pytest.raises(ValueError, match="grad has shape"):
+        (x * 2.0).backward(np.ones(3))
+
+
+def test_backward_without_requires_grad_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        th.Tensor(np.ones(2)).sum().backward()
+
+
+def test_integer_tensor_cannot_require_grad():
+    with pytest.raises(TypeError, match="floating-point"):
+        th.Tensor(np.arange(3), requires_grad=True)
+
+
+def test_matmul_shape_mismatch_is_clear():
+    a = th.Tensor(np.ones((2, 3)))
+    b = th.Tensor(np.ones((4, 5)))
+    with pytest.raises(ValueError, match=r"matmul shape mismatch: \(2, 3\) @ \(4, 5\)"):
+        a @ b
+
+
+def test_embedding_rejects_bad_ids():
+    weight = th.Tensor(np.ones((5, 2)), requires_grad=True)
+    with pytest.raises(TypeError, match="integer"):
+        F.embedding(np.array([0.5, 1.0]), weight)
+    with pytest.raises(IndexError, match=r"\[0, 5\)"):
+        F.embedding(np.array([0, 5]), weight)
+    with pytest.raises(IndexError, match=r"\[0, 5\)"):
+        F.embedding(np.array([-1, 2]), weight)
+
+
+def test_cross_entropy_rejects_bad_targets():
+    logits = th.Tensor(np.zeros((2, 3)), requires_grad=True)
+    with pytest.raises(IndexError, match="target ids"):
+        F.cross_entropy(logits, np.array([0, 3]))
+    with pytest.raises(ValueError, match="do not match"):
+        F.cross_entropy(logits, np.array([0, 1, 2]))
+    with pytest.raises(TypeError, match="integers"):
+        F.cross_entropy(logits, np.array([0.0, 1.0]))
+
+
+def test_layer_norm_rejects_wrong_parameter_shape():
+    x = th.Tensor(np.ones((2, 4)))
+    with pytest.raises(ValueError, match="weight has shape"):
+        F.layer_norm(x, th.Tensor(np.ones(3)), th.Tensor(np.zeros(4)))
+
+
+def test_to_gpu_without_cupy_names_the_missing_piece():
+    if backend.gpu_available():
+        pytest.skip("a GPU is available here")
+    with pytest.raises(th.BackendError, match="CuPy"):
+        th.Tensor(np.ones(2)).to("gpu")
+
+
+def test_to_and_from_device_round_trip(device):
+    x = th.Tensor(np.arange(4.0), requires_grad=True).to(device)
+    assert x.device == device and x.requires_grad
+    y = (x * x).sum()
+    y.backward()
+    np.testing.assert_allclose(backend.as_numpy(x.grad), 2 * np.arange(4.0))
+    np.testing.assert_allclose(x.to("cpu").numpy(), np.arange(4.0))
+
+
+def test_bad_device_name():
+    with pytest.raises(ValueError, match="'cpu' or 'gpu'"):
+        th.Tensor(np.ones(2)).to("tpu")
+
+
+def test_profiler_counts_forward_and_backward():
+    x = th.Tensor(np.ones((3, 3)), requires_grad=True)
+    with th.profile() as prof:
+        (x @ x).tanh().sum().backward()
+    rows = prof.by_function()
+    assert rows["MatMul"]["calls"] == 1 and rows["MatMul"]["backward"] > 0
+    assert set(rows) == {"MatMul", "Tanh", "Sum"}
+    assert "MatMul" in prof.table()

@@ -1,0 +1,171 @@
+r"""Quadratic reference forms of the three attentions, built from composed Tensor ops.
+
+Each function here writes the attention matrix out explicitly, as the equations
+read, using only the primitive ops of :mod:`tinyhydra.ops` (``@ * / exp sum``,
+``MaskedFill``, ``ClampMin``, ``Relu``). Autograd therefore differentiates them
+independently of the hand-written backwards in :mod:`tinyhydra.attention` and
+:mod:`tinyhydra.hydra`, which is what the tests compare against. They cost O(L^2)
+memory (Hydra's reference even O(D L^2)): for teaching and testing only.
+
+Feature maps (composed, differentiable, also handy in notebooks):
+
+* :func:`cosine_feature_map` (alias :func:`hydra_feature_map`): phi(x) = x / max(||x||, eps)
+* :func:`elu_feature_map`: phi(x) = elu(x) + 1
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import backend, ops
+from .attention import LINEAR_ATTENTION_EPS, _raw, as_bool_mask, check_qkv
+from .hydra import HYDRA_EPS
+from .tensor import Tensor
+
+__all__ = [
+    "softmax_attention_reference", "hydra_attention_reference", "linear_attention_reference",
+    "cosine_feature_map", "hydra_feature_map", "elu_feature_map",
+]
+
+
+def _tensor(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _swap_last(x: Tensor) -> Tensor:
+    """x^T over the last two axes."""
+    axes = list(range(x.ndim))
+    axes[-1], axes[-2] = axes[-2], axes[-1]
+    return x.transpose(*axes)
+
+
+def _constant(array, like: Tensor) -> Tensor:
+    """A no-grad Tensor of ``array`` in ``like``'s dtype (e.g. a 0/1 mask)."""
+    return Tensor(array.astype(like.dtype))
+
+
+# ------------------------------------------------------------------------ feature maps
+def cosine_feature_map(x, eps: float = HYDRA_EPS) -> Tensor:
+    """phi(x) = x / max(||x||_2, eps) over the last axis, composed.
+
+    The norm is sqrt(max(sum x^2, eps^2)), the same function as max(sqrt(sum x^2), eps)
+    but with a finite gradient at x = 0 (sqrt's derivative is taken at >= eps^2 > 0).
+    """
+    x = _tensor(x)
+    squared = (x * x).sum(axis=-1, keepdims=True)
+    norm = ops.ClampMin.apply(squared, lo=eps * eps).sqrt()
+    return x / norm
+
+
+hydra_feature_map = cosine_feature_map
+
+
+def elu_feature_map(x) -> Tensor:
+    """phi(x) = elu(x) + 1 = relu(x) + exp(min(x, 0)), composed (x + 1 if x > 0 else e^x)."""
+    x = _tensor(x)
+    return ops.Relu.apply(x) + (-ops.Relu.apply(-x)).exp()
+
+
+# -------------------------------------------------------------------- softmax attention
+def softmax_attention_reference(q, k, v, mask=None) -> Tensor:
+    """softmax(q k^T / sqrt(d)) v with the softmax written out: P = e^S / sum e^S.
+
+    Scores are shifted by their (constant, no-grad) row maximum over allowed keys;
+    softmax is shift invariant, so values and gradients are unchanged. Masked scores
+    are filled with 0 before ``exp`` (so nothing overflows) and their exponentials
+    with 0 after; a row with no allowed key has denominator 0, replaced by 1, so
+    its output is 0.
+    """
+    q, k, v = _tensor(q), _tensor(k), _tensor(v)
+    check_qkv("softmax_attention_reference", q.data, k.data, v.data)
+    xp = backend.get_array_module(q.data)
+    scores = (q @ _swap_last(k)) * (1.0 / math.sqrt(q.shape[-1]))  # (..., L, S)
+    if mask is None:
+        shift = scores.data.max(axis=-1, keepdims=True)
+        exps = (scores - _constant(shift, scores)).exp()
+    else:
+        mask = as_bool_mask(mask, "mask", scores.shape, q.data, "softmax_attention_reference")
+        blocked = xp.broadcast_to(~mask, scores.shape)
+        shift = xp.where(blocked, -np.inf, scores.data).max(axis=-1, keepdims=True)
+        shift = xp.where(xp.isfinite(shift), shift, 0)
+        shifted = ops.MaskedFill.apply(scores - _constant(shift, scores), mask=blocked, value=0.0)
+        exps = ops.MaskedFill.apply(shifted.exp(), mask=blocked, value=0.0)
+    denom = exps.sum(axis=-1, keepdims=True)
+    denom = denom + _constant(denom.data == 0, denom)  # empty rows: 0 / 1 = 0
+    return (exps / denom) @ v
+
+
+# ------------------------------------------------------------------------------- hydra
+def _key_weights(key_mask, causal, q_len, k_len, like, fn_name, batch_shape):
+    """The constant 0/1 matrix W[i, t] = m_t [t <= i if causal], shape (..., 1?, L, S)."""
+    xp = backend.get_array_module(like)
+    weight = xp.ones((q_len, k_len), dtype=bool)
+    if causal:
+        weight = xp.tril(weight)
+    if key_mask is not None:
+        key_mask = as_bool_mask(key_mask, "key_mask", batch_shape + (k_len,), like, fn_name)
+        weight = weight & key_mask[..., None, :]  # (..., L, S)
+    return weight
+
+
+def hydra_attention_reference(q, k, v, causal=False, key_mask=None,
+                              eps: float = HYDRA_EPS) -> Tensor:
+    """Hydra as D single-feature attention heads, each with its own L x L matrix:
+
+        A_f[i, t] = phi(q)_{i f} phi(k)_{t f} m_t [t <= i if causal]     (..., D, L, L)
+        out[i, f] = sum_t A_f[i, t] v[t, f]
+
+    The (..., D, L, L) tensor is built explicitly, as in the original formulation of
+    multi-head attention with H = D heads and no softmax.
+    """
+    q, k, v = _tensor(q), _tensor(k), _tensor(v)
+    check_qkv("hydra_attention_reference", q.data, k.data, v.data,
+              same_length=causal, same_value_dim=True)
+    *batch, q_len, features = q.shape
+    k_len = k.shape[-2]
+    ndim = q.ndim
+    # (..., L, D) -> (..., D, L) so the per-feature heads become a batch axis
+    to_heads = tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
+    q_f = cosine_feature_map(q, eps).transpose(*to_heads).reshape(*batch, features, q_len, 1)
+    k_f = cosine_feature_map(k, eps).transpose(*to_heads).reshape(*batch, features, 1, k_len)
+    v_f = v.transpose(*to_heads).reshape(*batch, features, k_len, 1)
+    weight = _key_weights(key_mask, causal, q_len, k_len, q.data, "hydra_attention_reference",
+                          tuple(batch))
+    weight = weight[..., None, :, :]  # (..., 1, L, S): the same for every feature f
+    scores = q_f * k_f * _constant(weight, q_f)  # A (..., D, L, S)
+    out = (scores @ v_f).reshape(*batch, features, q_len)  # (..., D, L)
+    return out.transpose(*to_heads)  # (..., L, D)
+
+
+# ------------------------------------------------------------------- linear attention
+def linear_attention_reference(q, k, v, num_heads, causal=False, key_mask=None,
+                               eps: float = LINEAR_ATTENTION_EPS) -> Tensor:
+    """elu+1 linear attention written with its (..., H, L, L) attention matrix:
+
+        A[i, t] = phi(q_i) . phi(k_t) m_t [t <= i if causal]
+        out_i   = sum_t A[i, t] v_t / (sum_t A[i, t] + eps)
+    """
+    q, k, v = _tensor(q), _tensor(k), _tensor(v)
+    check_qkv("linear_attention_reference", q.data, k.data, v.data, same_length=causal)
+    if q.shape[-1] % num_heads or v.shape[-1] % num_heads:
+        raise ValueError(
+            f"linear_attention_reference: num_heads={num_heads} must divide the feature "
+            f"dimensions of q/k ({q.shape[-1]}) and v ({v.shape[-1]})"
+        )
+    *batch, q_len, features = q.shape
+    k_len, v_features = k.shape[-2], v.shape[-1]
+    n = len(batch)
+    to_heads = tuple(range(n)) + (n + 1, n, n + 2)  # (..., L, H, d) -> (..., H, L, d)
+
+    def heads(x, length, dim):
+        return x.reshape(*batch, length, num_heads, dim // num_heads).transpose(*to_heads)
+
+    q_h = elu_feature_map(heads(q, q_len, features))
+    k_h = elu_feature_map(heads(k, k_len, features))
+    v_h = heads(v, k_len, v_features)
+    weight = _key_weights(key_mask, causal, q_len, k_len, q.data, "linear_attention_reference",
+                          tuple(batch))
+    scores = (q_h @ _swap_last(k_h)) * _constant(weight[..., None, :, :], q_h)  # (..., H, L, S)
+    out = (scores @ v_h) / (scores.sum(axis=-1, keepdims=True) + eps)  # (..., H, L, dvh)
+    return out.transpose(*to_heads).reshape(*batch, q_len, v_features)
