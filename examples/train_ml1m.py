@@ -102,8 +102,8 @@ def parse_args(argv) -> Config:
 
 
 def validate(config: Config) -> Config:
-    if config.model not in models.MODEL_NAMES:
-        sys.exit(f"--model must be one of {', '.join(models.MODEL_NAMES)}, got {config.model!r}")
+    if config.model not in tuple(models.MODELS):
+        sys.exit(f"--model must be one of {', '.join(tuple(models.MODELS))}, got {config.model!r}")
     if config.device not in ("cpu", "gpu"):
         sys.exit(f"--device must be cpu or gpu, got {config.device!r}")
     if config.loss == "auto":

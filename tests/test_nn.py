@@ -125,7 +125,8 @@ def test_linear_and_embedding_initialisation():
 
 def test_layer_gradients_match_finite_differences(rng):
     linear = nn.Linear(4, 3).to_dtype(np.float64)
-    th.gradcheck(lambda x, w, b: linear(x), [float64_input(rng, 2, 5, 4), linear.weight, linear.bias])
+    th.gradcheck(lambda x, w, b: linear(x),
+                 [float64_input(rng, 2, 5, 4), linear.weight, linear.bias])
     norm = nn.LayerNorm(4).to_dtype(np.float64)
     norm.weight.data = rng.standard_normal(4)  # away from the identity
     th.gradcheck(lambda x, w, b: norm(x), [float64_input(rng, 3, 4), norm.weight, norm.bias])
@@ -220,7 +221,8 @@ def test_softmax_attention_module_matches_manual_heads(rng):
     def proj(linear):
         return x @ linear.weight.data.T + linear.bias.data
 
-    q, k, v = (proj(m).reshape(3, 2, 2).transpose(1, 0, 2) for m in (module.query, module.key, module.value))
+    q, k, v = (proj(m).reshape(3, 2, 2).transpose(1, 0, 2)  # (L, H, D/H) -> (H, L, D/H)
+               for m in (module.query, module.key, module.value))
     allowed = np.tril(np.ones((3, 3), bool)) & key_mask[0]
     scores = np.where(allowed, q @ k.transpose(0, 2, 1) / np.sqrt(2), -np.inf)  # (H, L, L)
     with np.errstate(invalid="ignore"):

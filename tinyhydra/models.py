@@ -31,7 +31,8 @@ import numpy as np
 
 from . import backend
 from . import functional as F
-from .nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter, TransformerBlock
+from .nn import (Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter,
+                 TransformerBlock)
 from .tensor import Function, Tensor, no_grad
 
 __all__ = [
@@ -104,14 +105,16 @@ class SequentialRecommender(Module):
         """Int ids (numpy, backend array or lists) validated on the host, on the model's device."""
         ids = self.item_embedding.prepare_ids(ids)
         if ids.ndim != 2:
-            raise ValueError(f"{type(self).__name__}: {name} must have shape (B, L), got {ids.shape}")
+            raise ValueError(
+                f"{type(self).__name__}: {name} must have shape (B, L), got {ids.shape}")
         return ids
 
     def _positions(self, length: int) -> Tensor:
         """Right-aligned position embeddings (L, D): the last column gets max_len - 1."""
         if length > self.max_len:
             raise ValueError(
-                f"{type(self).__name__}: sequences of length {length} exceed max_len={self.max_len}")
+                f"{type(self).__name__}: sequences of length {length} exceed "
+                f"max_len={self.max_len}")
         return self.position_embedding.weight[self.max_len - length:]  # (L, D)
 
     def encode(self, inputs) -> Tensor:
@@ -224,7 +227,7 @@ class SequentialRecommender(Module):
         positives = targets[rows]  # (M,)
         if positives.max() > self.num_items:  # one reduction; only the [MASK] id can get here
             raise ValueError(f"targets must be item ids in 1..{self.num_items}")
-        hidden = _SelectRows.apply(hidden.reshape(-1, self.dim), rows=rows)  # (M, D)
+        hidden = _SelectRows.apply(hidden.reshape(-1, self.dim), rows=rows)  # (B*L, D) -> (M, D)
 
         if loss == "ce":
             return F.cross_entropy(self._scores(hidden, first=1), positives - 1)  # (M, num_items)
@@ -320,7 +323,10 @@ MODELS = {
 
 
 def build_model(name: str, num_items: int, **kwargs) -> SequentialRecommender:
-    """The model for a CLI ``name`` (see ``MODELS``), e.g. ``build_model("hydrarec-uni", 3416, dim=50)``."""
+    """The model for a CLI ``name`` (a key of ``MODELS``), keyword arguments passed on.
+
+    ``build_model("hydrarec-uni", 3416, dim=50)`` is ``HydraRecUni(3416, dim=50)``.
+    """
     key = name.lower()
     if key not in MODELS:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import backend
 from . import functional as F
+from .attention import causal_mask
 from .embedding import check_ids
 from .tensor import Tensor
 
@@ -144,7 +145,7 @@ class Module:
         return self
 
     def to_dtype(self, dtype) -> "Module":
-        """Cast every parameter to ``dtype`` in place (``np.float64`` for gradcheck); returns ``self``."""
+        """Cast every parameter to ``dtype`` in place (np.float64 for gradcheck); returns self."""
         for param in self.parameters():
             param.data = param.data.astype(dtype, copy=False)
             param.grad = None
@@ -153,7 +154,8 @@ class Module:
     # ---------------------------------------------------------- checkpoints
     def state_dict(self) -> dict:
         """name -> host ``numpy.ndarray`` copy of each parameter."""
-        return {name: backend.as_numpy(param.data).copy() for name, param in self.named_parameters()}
+        return {name: backend.as_numpy(param.data).copy()
+                for name, param in self.named_parameters()}
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
         """Copy arrays from ``state`` (name -> array) into the parameters, on their device.
@@ -190,10 +192,12 @@ class Module:
         return ""
 
     def __repr__(self):
-        lines = [f"  ({name}): " + repr(child).replace("\n", "\n  ")
-                 for name, child in self.named_children()]
-        head = f"{type(self).__name__}({self.extra_repr()}"
-        return head + ("\n" + "\n".join(lines) + "\n)" if lines else ")")
+        children = [f"({name}): " + repr(child).replace("\n", "\n  ")
+                    for name, child in self.named_children()]
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = ([self.extra_repr()] if self.extra_repr() else []) + children
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
 
 
 class ModuleList(Module):
@@ -393,13 +397,12 @@ class MultiHeadSoftmaxAttention(_ProjectedAttention):
 
     def attend(self, q, k, v, causal, key_mask):
         batch, length, dim = q.shape
-        xp = backend.get_array_module(q.data)
         mask = None
         if key_mask is not None:
             key_mask = backend.to_device(_raw(key_mask), backend.device_of(q.data))
             mask = key_mask[:, None, None, :]  # (B, 1, 1, L): broadcast over heads and queries
         if causal:
-            tril = xp.tril(xp.ones((length, length), dtype=bool))  # (L, L)
+            tril = causal_mask(length, like=q)  # (L, L): query i sees keys t <= i
             mask = tril if mask is None else mask & tril  # (B, 1, L, L)
         context = F.softmax_attention(
             self._split_heads(q), self._split_heads(k), self._split_heads(v), mask=mask

@@ -1,0 +1,541 @@
+"""Seconds per training step of SASRec (softmax) and HydraRecUni (Hydra) at ML-1M shapes.
+
+What is measured:
+
+* **seconds per step**: one full training step, ``optimizer.zero_grad()``,
+  ``model.loss(batch)`` (forward, full-softmax cross-entropy over all items by
+  default), ``loss.backward()`` and ``Adam.step()``, float32, dropout on. Shapes
+  of ML-1M in the HydraRec/SASRec setting: batch 128, max_len 200, dim 50, 2 blocks,
+  1 head, 3,416 items in the (tied) output layer. Batches come from ``--data`` (a
+  SASRec-format file such as /work/shared/data/ml-1m/ml-1m.txt.gz, read with
+  ``read_sasrec_txt`` -> ``leave_one_out`` -> ``causal_batches``) or, without it,
+  are synthetic with every position real (the worst case: M = B * L target rows).
+  Batches are built before the clock starts. ``--warmup`` untimed steps per model,
+  then ``--steps`` timed steps, reported as the median; the models (and their
+  PyTorch twins) take turns step by step, so drift in the load of the machine (other
+  processes) hits all of them alike. GPU: the device is synchronised before each
+  clock reading.
+* **per-op breakdown**: ``th.profile()`` over ``--profile-steps`` more steps: wall
+  time per Function type, forward and backward (``synchronize=True`` on the GPU),
+  per step. Two extra rows: ``Adam.step`` (timed around ``optimizer.step()``, which
+  is not a Function) and ``(outside Functions)``: the rest of the step, i.e. graph
+  bookkeeping, gradient accumulation and unbroadcasting in ``Tensor.backward``,
+  ``zero_grad`` and Python overhead.
+* **achieved GFLOP/s**: matmul FLOPs counted analytically from the shapes (an
+  (n, k) @ (k, m) product is 2 n k m flops forward, twice that backward; see
+  :func:`count_flops`) divided by the profiled time of the ``MatMul`` Function
+  (projections, feed-forward, output layer) and, separately, of the fused
+  ``SoftmaxAttention`` Function (its QK^T and PV products; Hydra attention has no
+  matmul). Compared with this machine's own float32 GEMM speed, measured in the same
+  run (best of 5 products of 2048 x 2048 matrices on the same device).
+* **PyTorch** (optional, only if ``import torch`` works): the same model written in
+  PyTorch eager mode (:func:`torch_model`: same layers, same masks, same dropout
+  sites, same full-softmax CE over the gathered target rows, ``torch.optim.Adam``),
+  on the same batches, with ``torch.set_num_threads(os.cpu_count())`` (or
+  ``--threads``), timed the same way. Printed as the ratio tinyhydra / PyTorch.
+* **memory at long sequences** (``--memory-len``, default 2048, 0 to skip): the peak
+  extra memory of one training step (after one warm-up step, so Adam's moments are
+  already allocated and not counted) of both models at L = ``--memory-len`` with a
+  smaller batch ``--memory-batch`` (default 8: softmax's per-layer (B, L, L)
+  probabilities and their gradient take 8 * 2048^2 * 4 B = 128 MiB each), synthetic
+  full-length batches, measured with tracemalloc (CPU) or a CuPy memory hook (GPU):
+  see ``common.peak_memory``. The time of one (untraced) step at that length is
+  reported beside it.
+
+    python benchmarks/train_step.py                          # CPU, synthetic, PyTorch if installed
+    python benchmarks/train_step.py --data /work/shared/data/ml-1m/ml-1m.txt.gz
+    python benchmarks/train_step.py --quick                  # seconds-long smoke run
+    python benchmarks/train_step.py --device gpu --steps 20
+
+Writes ``train_step.json`` into ``--out``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from itertools import cycle, islice
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402  (benchmarks/common.py, imported before NumPy: see --threads)
+
+import numpy as np  # noqa: E402
+
+import tinyhydra as th  # noqa: E402
+from tinyhydra import backend, data, models, optim  # noqa: E402
+
+
+@dataclass
+class Config:
+    models: str = field(default="softmax,hydra", metadata={
+        "help": "attention kinds of the SASRec models to time, comma-separated "
+                "(softmax = SASRec, hydra = HydraRecUni, linear = elu+1)"})
+    batch: int = field(default=128, metadata={"help": "batch size B"})
+    seq_len: int = field(default=200, metadata={"help": "max_len L of the inputs"})
+    dim: int = field(default=50, metadata={"help": "hidden size D"})
+    layers: int = field(default=2, metadata={"help": "transformer blocks"})
+    heads: int = field(default=1, metadata={"help": "heads of softmax / linear attention"})
+    dropout: float = 0.2
+    num_items: int = field(default=3416, metadata={"help": "items in the output layer "
+                                                           "(synthetic data; --data sets its own)"})
+    loss: str = field(default="ce", metadata={"help": "ce (full softmax), sampled or bce"})
+    num_negatives: int = field(default=100, metadata={"help": "negatives of the sampled loss"})
+    lr: float = 1e-3
+    data: str | None = field(default=None, metadata={"help": "SASRec-format interactions file "
+                                                             "(default: synthetic batches)"})
+    steps: int = field(default=5, metadata={"help": "timed steps per model (median)"})
+    warmup: int = field(default=2, metadata={"help": "untimed steps per model"})
+    profile_steps: int = field(default=2, metadata={"help": "steps under th.profile()"})
+    top: int = field(default=15, metadata={"help": "rows of the per-op table"})
+    torch: bool | None = field(default=None, metadata={
+        "help": "compare with PyTorch eager (default: yes if installed, no with --quick)"})
+    threads: int = field(default=0, metadata={
+        "help": "BLAS threads (exported before NumPy loads) and torch threads; "
+                "0 = BLAS default and torch.set_num_threads(os.cpu_count())"})
+    memory_len: int = field(default=2048, metadata={"help": "L of the peak-memory step (0: skip)"})
+    memory_batch: int = field(default=8, metadata={"help": "batch of the peak-memory step"})
+    matmul_n: int = field(default=2048, metadata={"help": "size of the peak-GEMM probe"})
+    device: str = field(default="cpu", metadata={"help": "cpu or gpu (CuPy)"})
+    seed: int = 0
+    out: str = field(default=str(common.DEFAULT_OUT), metadata={"help": "output folder"})
+    quick: bool = field(default=False, metadata={
+        "help": "smoke run: tiny shapes, 2 steps, no PyTorch unless --torch"})
+
+    def __post_init__(self):
+        if self.quick:
+            self.batch, self.seq_len, self.dim, self.num_items = 4, 16, 16, 50
+            self.steps, self.warmup, self.profile_steps = 2, 1, 1
+            self.memory_len, self.memory_batch, self.matmul_n = 32, 2, 256
+            self.num_negatives = min(self.num_negatives, 10)
+            if self.torch is None:
+                self.torch = False
+        if self.loss not in models.LOSSES:
+            raise ValueError(f"--loss must be one of {models.LOSSES}, got {self.loss!r}")
+
+    @property
+    def kinds(self) -> list[str]:
+        return [kind.strip() for kind in self.models.split(",") if kind.strip()]
+
+
+# ---------------------------------------------------------------------- batches
+def negatives_per_position(cfg: Config) -> int:
+    return cfg.num_negatives if cfg.loss == "sampled" else 1
+
+
+def synthetic_batches(cfg: Config, count: int, batch: int, length: int, rng) -> list:
+    """``count`` batches with every position real: random ids, targets and negatives."""
+    n = negatives_per_position(cfg)
+    return [data.CausalBatch(rng.integers(1, cfg.num_items + 1, (batch, length)),
+                             rng.integers(1, cfg.num_items + 1, (batch, length)),
+                             rng.integers(1, cfg.num_items + 1, (batch, length, n)))
+            for _ in range(count)]
+
+
+def load_batches(cfg: Config, count: int, rng) -> tuple[list, dict]:
+    """The batches to time with, and a description of where they came from."""
+    if cfg.data:
+        split = data.leave_one_out(data.read_sasrec_txt(cfg.data))
+        cfg.num_items = split.num_items
+        epoch = data.causal_batches(split, cfg.batch, cfg.seq_len, rng,
+                                    num_negatives=negatives_per_position(cfg))
+        batches = list(islice(cycle(epoch), count))
+        source = f"{cfg.data} ({split.num_users} users, {split.num_items} items)"
+    else:
+        batches = synthetic_batches(cfg, count, cfg.batch, cfg.seq_len, rng)
+        source = "synthetic, every position real"
+    real = [int(np.count_nonzero(b.targets)) for b in batches]
+    return batches, {"source": source, "num_items": cfg.num_items,
+                     "target_positions_per_batch": float(np.mean(real)),
+                     "positions_per_batch": cfg.batch * cfg.seq_len}
+
+
+# ---------------------------------------------------------------------- tinyhydra
+def tinyhydra_model(cfg: Config, kind: str, max_len: int):
+    th.manual_seed(cfg.seed)
+    model = models.SASRec(cfg.num_items, max_len=max_len, dim=cfg.dim, num_layers=cfg.layers,
+                          num_heads=cfg.heads, dropout=cfg.dropout, attention=kind)
+    model.to(cfg.device)
+    return model, optim.Adam(model.parameters(), lr=cfg.lr)
+
+
+def tinyhydra_step(cfg: Config, model, optimizer, xp):
+    """step(batch) -> seconds spent in ``optimizer.step()`` (the step itself is timed outside)."""
+    def step(batch):
+        optimizer.zero_grad()
+        loss = model.loss(batch, loss=cfg.loss, num_negatives=cfg.num_negatives
+                          if cfg.loss == "sampled" else None)
+        loss.backward()
+        backend.synchronize(xp)
+        start = time.perf_counter()
+        optimizer.step()
+        backend.synchronize(xp)
+        return time.perf_counter() - start
+    return step
+
+
+# ---------------------------------------------------------------------- FLOPs
+def count_flops(cfg: Config, kind: str, target_rows: float, length: int | None = None) -> dict:
+    """Matmul FLOPs of one training step, from the shapes (forward + backward = 3x forward).
+
+    With N = B L positions (every position goes through the blocks, padding too),
+    M target rows, D = dim, H_ff = D (SASRec's feed-forward), V = num_items:
+
+    * ``MatMul`` Function, per block: Q, K, V, output projections 4 * 2 N D D and the
+      feed-forward 2 * 2 N D H_ff; output layer 2 M D V ("ce") or 2 M (1 + negatives) D
+      (sampled / bce: one batched (M, C, D) @ (M, D, 1) product);
+    * ``SoftmaxAttention``, per block: Q K^T and P V, 2 * 2 B L^2 D forward over the
+      FULL (L, L) square (the kernel does not skip the causally masked half);
+      the backward's four products (dV, dP, dQ, dK) are twice that;
+    * Hydra and linear attention: no matmul counted (elementwise products and a
+      cumsum for Hydra; linear attention's chunked products are left out).
+
+    Every MatMul here has both inputs requiring gradients, so its backward is two
+    products of the forward's size.
+    """
+    n_pos = cfg.batch * (length or cfg.seq_len)
+    d, hidden, layers = cfg.dim, cfg.dim, cfg.layers
+    blocks = layers * (4 * 2 * n_pos * d * d + 2 * 2 * n_pos * d * hidden)
+    if cfg.loss == "ce":
+        output = 2.0 * target_rows * d * cfg.num_items
+    else:
+        output = 2.0 * target_rows * (1 + negatives_per_position(cfg)) * d
+    matmul_forward = blocks + output
+    attention_forward = (layers * 2 * 2 * n_pos * (length or cfg.seq_len) * d
+                         if kind == "softmax" else 0.0)
+    return {"matmul_forward": matmul_forward, "matmul_step": 3.0 * matmul_forward,
+            "attention_forward": attention_forward, "attention_step": 3.0 * attention_forward}
+
+
+# ---------------------------------------------------------------------- PyTorch twin
+def torch_model(cfg: Config, kind: str, device: str):
+    """The same SASRec in PyTorch eager mode, layer for layer (see tinyhydra.models / nn).
+
+    Embedding E (V + 1, D) scaled by sqrt(D) + right-aligned learned positions,
+    dropout, times the key mask; ``layers`` pre-LN blocks
+    x = x + drop(attn(LN(x))), x = x + drop(ffn(LN(x))), x *= mask, where attn is
+    Q, K, V projections, softmax (explicit matmul + masked softmax, causal AND key
+    mask; masked scores get -1e9 so a fully padded row stays finite) or Hydra
+    (cosine-normalised q, k, masked k, cumsum over t), dropout on the context, output
+    projection; ffn = Linear -> ReLU -> dropout -> Linear (hidden D); final LayerNorm;
+    logits of the target rows against E[1:] (tied), full-softmax CE; Adam.
+    Parameter names are tinyhydra's, so ``model.load_state_dict`` of a tinyhydra
+    ``state_dict()`` (as torch tensors) gives the same function (tests check the loss).
+    """
+    import torch
+    from torch import nn
+    from torch.nn import functional as TF
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.query, self.key, self.value, self.out = (nn.Linear(cfg.dim, cfg.dim)
+                                                          for _ in range(4))
+            self.dropout = nn.Dropout(cfg.dropout)
+
+        def forward(self, x, mask):  # x (B, L, D), mask (B, L) bool
+            q, k, v = self.query(x), self.key(x), self.value(x)
+            if kind == "hydra":
+                q = TF.normalize(q, dim=-1)
+                k = TF.normalize(k, dim=-1) * mask[:, :, None]
+                context = q * torch.cumsum(k * v, dim=1)
+            else:
+                b, length, d = x.shape
+                h = cfg.heads
+                q, k, v = (t.reshape(b, length, h, d // h).transpose(1, 2) for t in (q, k, v))
+                scores = q @ k.transpose(-1, -2) / math.sqrt(d // h)  # (B, H, L, L)
+                tril = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
+                allowed = tril & mask[:, None, None, :]
+                scores = scores.masked_fill(~allowed, -1e9)
+                context = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(b, length, d)
+            return self.out(self.dropout(context))
+
+    class FeedForward(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(cfg.dim, cfg.dim), nn.Linear(cfg.dim, cfg.dim)
+            self.dropout = nn.Dropout(cfg.dropout)
+
+        def forward(self, x):
+            return self.fc2(self.dropout(torch.relu(self.fc1(x))))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attention = Attention()
+            self.attention_norm, self.feed_forward_norm = nn.LayerNorm(cfg.dim), nn.LayerNorm(cfg.dim)
+            self.feed_forward = FeedForward()
+            self.attention_dropout = nn.Dropout(cfg.dropout)
+            self.feed_forward_dropout = nn.Dropout(cfg.dropout)
+
+        def forward(self, x, mask):
+            x = x + self.attention_dropout(self.attention(self.attention_norm(x), mask))
+            x = x + self.feed_forward_dropout(self.feed_forward(self.feed_forward_norm(x)))
+            return x * mask[:, :, None]
+
+    class TorchSASRec(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.item_embedding = nn.Embedding(cfg.num_items + 1, cfg.dim, padding_idx=0)
+            self.position_embedding = nn.Embedding(cfg.seq_len, cfg.dim)
+            nn.init.normal_(self.item_embedding.weight, std=0.02)
+            nn.init.normal_(self.position_embedding.weight, std=0.02)
+            with torch.no_grad():
+                self.item_embedding.weight[0] = 0
+            self.dropout = nn.Dropout(cfg.dropout)
+            self.blocks = nn.ModuleList(Block() for _ in range(cfg.layers))
+            self.final_norm = nn.LayerNorm(cfg.dim)
+
+        def loss(self, inputs, targets):
+            mask = inputs != 0
+            length = inputs.shape[1]
+            x = self.item_embedding(inputs) * math.sqrt(cfg.dim)
+            x = self.dropout(x + self.position_embedding.weight[cfg.seq_len - length:])
+            x = x * mask[:, :, None]
+            for block in self.blocks:
+                x = block(x, mask)
+            hidden = self.final_norm(x).reshape(-1, cfg.dim)
+            flat = targets.reshape(-1)
+            rows = torch.nonzero(flat).squeeze(1)
+            logits = hidden[rows] @ self.item_embedding.weight[1:cfg.num_items + 1].T
+            return TF.cross_entropy(logits, flat[rows] - 1)
+
+    torch_device = "cuda" if device == "gpu" else "cpu"
+    model = TorchSASRec().to(torch_device)
+    return model, torch.optim.Adam(model.parameters(), lr=cfg.lr), torch_device
+
+
+def torch_setup(cfg: Config) -> dict:
+    """Whether and how PyTorch runs: {"run": bool, "reason": str, ...}."""
+    if not cfg.torch:
+        return {"run": False, "reason": "disabled (--no-torch, or --quick without --torch)"}
+    try:
+        import torch
+    except ImportError:
+        return {"run": False, "reason": "PyTorch is not installed (it is not a dependency)"}
+    if cfg.loss != "ce":
+        return {"run": False, "reason": f"the PyTorch twin implements --loss ce only, not {cfg.loss}"}
+    if cfg.device == "gpu" and not torch.cuda.is_available():
+        return {"run": False, "reason": "--device gpu but torch.cuda.is_available() is False"}
+    if any(kind not in ("softmax", "hydra") for kind in cfg.kinds):
+        return {"run": False, "reason": "the PyTorch twin has softmax and hydra attention only"}
+    threads = cfg.threads or os.cpu_count()
+    torch.set_num_threads(threads)
+    return {"run": True, "reason": "", "version": torch.__version__, "threads": threads}
+
+
+def torch_step(model, optimizer, torch_device):
+    import torch
+
+    def step(batch):
+        inputs = torch.from_numpy(batch.inputs).to(torch_device)
+        targets = torch.from_numpy(batch.targets).to(torch_device)
+        optimizer.zero_grad(set_to_none=True)
+        model.loss(inputs, targets).backward()
+        optimizer.step()
+        return None
+    return step
+
+
+def torch_sync(torch_device):
+    if torch_device == "cuda":
+        import torch
+        torch.cuda.synchronize()
+
+
+# ---------------------------------------------------------------------- measurements
+def time_interleaved(contestants: dict, batches: list, steps: int, warmup: int) -> dict:
+    """{name: [seconds per step]}: every contestant runs step i before any runs step i + 1.
+
+    ``contestants`` maps a name to (step(batch), sync()); ``warmup`` untimed steps each.
+    """
+    for step, sync in contestants.values():
+        for i in range(warmup):
+            step(batches[i % len(batches)])
+        sync()
+    seconds = {name: [] for name in contestants}
+    for i in range(steps):
+        batch = batches[(warmup + i) % len(batches)]
+        for name, (step, sync) in contestants.items():
+            sync()
+            start = time.perf_counter()
+            step(batch)
+            sync()
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def profile_model(cfg: Config, step, batches: list, xp) -> dict:
+    """Per-step seconds per Function (forward, backward), Adam and the rest, over profile_steps."""
+    total = adam = 0.0
+    with th.profile(synchronize=xp is not np) as prof:
+        for i in range(cfg.profile_steps):
+            backend.synchronize(xp)
+            start = time.perf_counter()
+            adam += step(batches[i % len(batches)])
+            backend.synchronize(xp)
+            total += time.perf_counter() - start
+    n = cfg.profile_steps
+    functions = {name: {"forward": row["forward"] / n, "backward": row["backward"] / n,
+                        "calls": row["calls"] / n}
+                 for name, row in prof.by_function().items()}
+    in_functions = prof.total_seconds() / n
+    return {"step_seconds": total / n, "functions": functions, "function_seconds": in_functions,
+            "adam_seconds": adam / n, "outside_seconds": total / n - in_functions - adam / n}
+
+
+def print_profile(name: str, profile: dict, top: int) -> None:
+    step = profile["step_seconds"]
+    print(f"\nper-op profile, {name}: {1e3 * step:.1f} ms per profiled step")
+    print(f"{'function':<26}{'calls':>7}{'forward ms':>12}{'backward ms':>13}{'share':>8}")
+    rows = list(profile["functions"].items())[:top]
+    for fn, row in rows:
+        share = (row["forward"] + row["backward"]) / step
+        print(f"{fn:<26}{row['calls']:>7.0f}{1e3 * row['forward']:>12.2f}"
+              f"{1e3 * row['backward']:>13.2f}{share:>8.1%}")
+    for label, key in (("Adam.step", "adam_seconds"), ("(outside Functions)", "outside_seconds")):
+        print(f"{label:<26}{'':>7}{1e3 * profile[key]:>25.2f}{profile[key] / step:>8.1%}")
+
+
+def achieved_flops(cfg: Config, kind: str, profile: dict, target_rows: float, peak: float) -> dict:
+    counts = count_flops(cfg, kind, target_rows)
+    fns = profile["functions"]
+
+    def seconds(name):
+        row = fns.get(name)
+        return row["forward"] + row["backward"] if row else None
+
+    matmul_s, attention_s = seconds("MatMul"), seconds("SoftmaxAttention")
+    result = dict(counts)
+    result["matmul_seconds"] = matmul_s
+    result["matmul_gflops"] = counts["matmul_step"] / matmul_s / 1e9 if matmul_s else None
+    result["attention_seconds"] = attention_s
+    result["attention_gflops"] = (counts["attention_step"] / attention_s / 1e9
+                                  if attention_s and counts["attention_step"] else None)
+    for key in ("matmul", "attention"):
+        value = result[f"{key}_gflops"]
+        result[f"{key}_fraction_of_peak"] = value / peak if value and peak else None
+    return result
+
+
+def measure_memory(cfg: Config, xp, rng) -> dict:
+    """Peak extra memory (and time) of one training step at L = memory_len per model."""
+    length, batch = cfg.memory_len, cfg.memory_batch
+    batches = synthetic_batches(cfg, 3, batch, length, rng)
+    result = {"length": length, "batch": batch,
+              "method": "tracemalloc" if xp is np else "cupy MemoryHook"}
+    for kind in cfg.kinds:
+        model, optimizer = tinyhydra_model(cfg, kind, max_len=length)
+        step = tinyhydra_step(cfg, model, optimizer, xp)
+        try:
+            step(batches[0])  # warm-up: Adam's moments exist before the measured step
+            backend.synchronize(xp)
+            start = time.perf_counter()
+            step(batches[1])
+            backend.synchronize(xp)
+            seconds = time.perf_counter() - start
+            peak = common.peak_memory(lambda: step(batches[2]), xp)["bytes"]
+            result[kind] = {"peak_bytes": peak, "step_seconds": seconds}
+        except MemoryError as exc:
+            result[kind] = {"peak_bytes": None, "step_seconds": None, "error": repr(exc)}
+        del model, optimizer, step
+    return result
+
+
+# ---------------------------------------------------------------------- main
+def main(argv=None) -> dict:
+    cfg = common.parse_config(Config, argv, description=__doc__.split("\n\n")[0])
+    xp = common.array_module(cfg.device)
+    rng = np.random.default_rng(cfg.seed)
+    out = common.out_dir(cfg.out)
+    started = time.perf_counter()
+    batches, data_info = load_batches(cfg, cfg.warmup + max(cfg.steps, cfg.profile_steps), rng)
+    print(f"train_step: SASRec {cfg.kinds}, B={cfg.batch}, L={cfg.seq_len}, D={cfg.dim}, "
+          f"{cfg.layers} blocks, {cfg.num_items} items, loss={cfg.loss}, {cfg.device}; "
+          f"data: {data_info['source']}, {data_info['target_positions_per_batch']:.0f} target "
+          f"rows per batch")
+
+    peak = common.matmul_peak_gflops(cfg.device, n=cfg.matmul_n)
+    print(f"machine float32 GEMM peak ({cfg.matmul_n}^3, best of 5): {peak['gflops']:.1f} GFLOP/s")
+
+    contestants, tiny = {}, {}
+    for kind in cfg.kinds:
+        model, optimizer = tinyhydra_model(cfg, kind, cfg.seq_len)
+        tiny[kind] = tinyhydra_step(cfg, model, optimizer, xp)
+        contestants[f"tinyhydra/{kind}"] = (tiny[kind], lambda: backend.synchronize(xp))
+    torch_info = torch_setup(cfg)
+    if torch_info["run"]:
+        for kind in cfg.kinds:
+            model, optimizer, torch_device = torch_model(cfg, kind, cfg.device)
+            contestants[f"torch/{kind}"] = (torch_step(model, optimizer, torch_device),
+                                            lambda d=torch_device: torch_sync(d))
+    seconds = time_interleaved(contestants, batches, cfg.steps, cfg.warmup)
+
+    results_models, profiles, flops = {}, {}, {}
+    profiled = [batches[i % len(batches)] for i in range(cfg.profile_steps)]
+    profiled_rows = float(np.mean([np.count_nonzero(b.targets) for b in profiled]))
+    for kind in cfg.kinds:
+        runs = seconds[f"tinyhydra/{kind}"]
+        results_models[kind] = {"seconds_per_step": common.median(runs), "runs": runs}
+        profiles[kind] = profile_model(cfg, tiny[kind], batches, xp)
+        flops[kind] = achieved_flops(cfg, kind, profiles[kind], profiled_rows, peak["gflops"])
+    if torch_info["run"]:
+        torch_info["models"] = {}
+        for kind in cfg.kinds:
+            runs = seconds[f"torch/{kind}"]
+            median = common.median(runs)
+            torch_info["models"][kind] = {
+                "seconds_per_step": median, "runs": runs,
+                "tinyhydra_over_torch": results_models[kind]["seconds_per_step"] / median}
+    memory = measure_memory(cfg, xp, rng) if cfg.memory_len > 0 else None
+
+    # ------------------------------------------------------------ report
+    print(f"\nseconds per training step (median of {cfg.steps}, after {cfg.warmup} warm-up)")
+    print(f"{'model':<14}{'tinyhydra s':>13}{'torch s':>10}{'ratio':>8}"
+          f"{'MatMul GFLOP/s':>16}{'attn GFLOP/s':>14}")
+    for kind in cfg.kinds:
+        t = torch_info.get("models", {}).get(kind, {})
+        print(f"{kind:<14}{results_models[kind]['seconds_per_step']:>13.3f}"
+              f"{common.fmt(t.get('seconds_per_step'), '.3f'):>10}"
+              f"{common.fmt(t.get('tinyhydra_over_torch'), '.2f'):>8}"
+              f"{common.fmt(flops[kind]['matmul_gflops'], '.1f'):>16}"
+              f"{common.fmt(flops[kind]['attention_gflops'], '.1f'):>14}")
+    if not torch_info["run"]:
+        print(f"PyTorch comparison skipped: {torch_info['reason']}")
+    else:
+        print(f"(ratio = tinyhydra / PyTorch {torch_info['version']} eager, "
+              f"{torch_info['threads']} threads)")
+    print(f"GEMM peak of this machine: {peak['gflops']:.1f} GFLOP/s")
+    for kind in cfg.kinds:
+        print_profile(kind, profiles[kind], cfg.top)
+    if memory:
+        print(f"\npeak extra memory of one training step at L={memory['length']}, "
+              f"B={memory['batch']} ({memory['method']})")
+        for kind in cfg.kinds:
+            m = memory[kind]
+            print(f"  {kind:<10}{common.fmt_bytes(m['peak_bytes']):>12}"
+                  f"   step {common.fmt(m['step_seconds'], '.3f')} s")
+
+    results = {
+        "benchmark": "train_step",
+        "config": asdict(cfg),
+        "environment": common.environment(cfg.device),
+        "data": data_info,
+        "matmul_peak": peak,
+        "models": results_models,
+        "profile": profiles,
+        "flops": flops,
+        "torch": torch_info,
+        "memory": memory,
+        "wall_seconds": time.perf_counter() - started,
+    }
+    json_path = common.write_json(results, out / "train_step.json")
+    results["json"] = str(json_path)
+    print(f"\nwrote {json_path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
