@@ -108,10 +108,11 @@ class Config:
         if self.quick:
             self.batch, self.seq_len, self.dim, self.num_items = 4, 16, 16, 50
             self.steps, self.warmup, self.profile_steps = 2, 1, 1
-            self.memory_len, self.memory_batch, self.matmul_n = 32, 2, 256
+            self.memory_len = min(self.memory_len, 32)  # 0 still skips it
+            self.memory_batch, self.matmul_n = 2, 256
             self.num_negatives = min(self.num_negatives, 10)
-            if self.torch is None:
-                self.torch = False
+        if self.torch is None:
+            self.torch = not self.quick
         if self.loss not in models.LOSSES:
             raise ValueError(f"--loss must be one of {models.LOSSES}, got {self.loss!r}")
 
@@ -351,10 +352,12 @@ def time_interleaved(contestants: dict, batches: list, steps: int, warmup: int) 
 
     ``contestants`` maps a name to (step(batch), sync()); ``warmup`` untimed steps each.
     """
-    for step, sync in contestants.values():
+    for name, (step, sync) in contestants.items():
+        start = time.perf_counter()
         for i in range(warmup):
             step(batches[i % len(batches)])
         sync()
+        print(f"  warm-up {name}: {warmup} steps, {time.perf_counter() - start:.2f} s", flush=True)
     seconds = {name: [] for name in contestants}
     for i in range(steps):
         batch = batches[(warmup + i) % len(batches)]
@@ -364,6 +367,8 @@ def time_interleaved(contestants: dict, batches: list, steps: int, warmup: int) 
             step(batch)
             sync()
             seconds[name].append(time.perf_counter() - start)
+        print(f"  step {i + 1}/{steps}: " + ", ".join(
+            f"{name} {runs[-1]:.3f} s" for name, runs in seconds.items()), flush=True)
     return seconds
 
 

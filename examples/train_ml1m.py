@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import tinyhydra as th
-from tinyhydra import backend, data, metrics, models, optim
+from tinyhydra import backend, checkpoint, data, metrics, models, optim
 
 try:
     from tqdm.auto import tqdm
@@ -120,66 +120,23 @@ def validate(config: Config) -> Config:
 
 
 # ------------------------------------------------------------------ checkpoints
-def save_atomically(path: Path, arrays: dict) -> None:
-    """Write an .npz next to ``path`` and rename it over ``path``: never a half-written file."""
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 def write_json_atomically(path: Path, payload: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2))
     os.replace(tmp, path)
 
 
-def checkpoint_arrays(model, optimizer, state: dict, rng) -> dict:
-    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
-    arrays.update({f"optim/{k}": v for k, v in flatten(optimizer.state_dict()).items()})
-    state = dict(state, rng=rng.bit_generator.state)
-    arrays["state_json"] = np.array(json.dumps(state))
-    return arrays
+def save_training_state(path: Path, model, optimizer, state: dict, rng) -> None:
+    checkpoint.save({"model": model.state_dict(), "optim": optimizer.state_dict(),
+                     "state": state, "rng": rng.bit_generator.state}, path)
 
 
-def flatten(tree: dict, prefix: str = "") -> dict:
-    """{"a": {"b": x}} -> {"a/b": x}; lists become "a/0", "a/1"... (npz keys are flat)."""
-    flat = {}
-    items = tree.items() if isinstance(tree, dict) else enumerate(tree)
-    for key, value in items:
-        name = f"{prefix}{key}"
-        if isinstance(value, (dict, list, tuple)):
-            flat.update(flatten(value, name + "/"))
-        else:
-            flat[name] = np.asarray(value)
-    return flat
-
-
-def unflatten(flat: dict) -> dict:
-    tree: dict = {}
-    for name, value in flat.items():
-        node, parts = tree, name.split("/")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return _lists_from_digit_keys(tree)
-
-
-def _lists_from_digit_keys(node):
-    if not isinstance(node, dict):
-        return node.item() if node.ndim == 0 else node
-    converted = {k: _lists_from_digit_keys(v) for k, v in node.items()}
-    if converted and all(k.isdigit() for k in converted):
-        return [converted[str(i)] for i in range(len(converted))]
-    return converted
-
-
-def load_checkpoint(path: Path, model, optimizer, rng) -> dict:
-    with np.load(path) as archive:
-        model.load_state_dict({k[6:]: archive[k] for k in archive.files if k.startswith("model/")})
-        optimizer.load_state_dict(unflatten({k[6:]: archive[k] for k in archive.files if k.startswith("optim/")}))
-        state = json.loads(str(archive["state_json"]))
-    rng.bit_generator.state = state.pop("rng")
-    return state
+def load_training_state(path: Path, model, optimizer, rng) -> dict:
+    saved = checkpoint.load(path)
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optim"])
+    rng.bit_generator.state = saved["rng"]
+    return saved["state"]
 
 
 # ----------------------------------------------------------------------- training
@@ -260,16 +217,13 @@ def main(argv=None) -> dict:
 
     state = {"epochs_done": 0, "best_ndcg": -1.0, "best_epoch": 0, "bad_validations": 0,
              "history": [], "train_seconds": 0.0, "train_steps": 0}
-    checkpoint = out / "checkpoint.npz"
+    checkpoint_path = out / "checkpoint.npz"
     if config.resume:
-        if not checkpoint.exists():
-            sys.exit(f"--resume: no checkpoint at {checkpoint}")
-        state = load_checkpoint(checkpoint, model, optimizer, rng)
+        if not checkpoint_path.exists():
+            sys.exit(f"--resume: no checkpoint at {checkpoint_path}")
+        state = load_training_state(checkpoint_path, model, optimizer, rng)
         print(f"resumed after epoch {state['epochs_done']} (best valid NDCG@10 "
               f"{state['best_ndcg']:.4f} at epoch {state['best_epoch']})")
-
-    def save(arrays_state):
-        save_atomically(checkpoint, checkpoint_arrays(model, optimizer, arrays_state, rng))
 
     key = "full/NDCG@10" if config.eval in ("both", "full") else "sampled/NDCG@10"
     try:
@@ -286,22 +240,21 @@ def main(argv=None) -> dict:
                 record["valid"] = valid
                 if valid[key] > state["best_ndcg"]:
                     state.update(best_ndcg=valid[key], best_epoch=epoch, bad_validations=0)
-                    save_atomically(out / "best.npz", model.state_dict())
+                    checkpoint.save(model.state_dict(), out / "best.npz")
                 else:
                     state["bad_validations"] += 1
             state["history"].append(record)
             state["epochs_done"] = epoch
-            save(state)
+            save_training_state(checkpoint_path, model, optimizer, state, rng)
             shown = f" valid {key} {record['valid'][key]:.4f}" if "valid" in record else ""
             print(f"epoch {epoch:3d}  loss {loss:.4f}  {seconds:.1f}s{shown}", flush=True)
     except KeyboardInterrupt:
-        save(state)  # the weights of the epoch in progress are kept; --resume redoes that epoch
-        print(f"\ninterrupted: checkpoint saved to {checkpoint}; continue with --resume")
+        save_training_state(checkpoint_path, model, optimizer, state, rng)  # the weights of the epoch in progress are kept; --resume redoes that epoch
+        print(f"\ninterrupted: checkpoint saved to {checkpoint_path}; continue with --resume")
         sys.exit(130)
 
     if config.eval != "none" and (out / "best.npz").exists():
-        with np.load(out / "best.npz") as best:
-            model.load_state_dict(dict(best))
+        model.load_state_dict(checkpoint.load(out / "best.npz"))
     result = {
         "model": config.model,
         "config": dataclasses.asdict(config),

@@ -1,0 +1,160 @@
+"""Smoke tests of the benchmark scripts: their --quick modes run and write what they promise.
+
+benchmarks/ is not a package, so each script is loaded from its file.
+"""
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load_script(name):
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))  # the scripts import benchmarks/common.py
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    return module
+
+
+def positive_finite(value):
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+@pytest.fixture(scope="module")
+def attention_scaling():
+    return load_script("attention_scaling")
+
+
+@pytest.fixture(scope="module")
+def train_step():
+    return load_script("train_step")
+
+
+# ---------------------------------------------------------------- attention_scaling
+def test_attention_scaling_quick(attention_scaling, tmp_path):
+    results = attention_scaling.main(["--quick", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "attention_scaling.json").read_text())
+    for key in ("config", "environment", "points", "summary"):
+        assert key in saved
+    lengths = saved["config"]["lengths"]
+    assert len(saved["points"]) == 3 * len(lengths)
+    for point in saved["points"]:
+        assert point["skipped"] is None
+        assert positive_finite(point["seconds"])
+        assert point["peak_bytes"] > 0
+    summary = saved["summary"]
+    for kind in ("softmax", "hydra", "linear"):
+        row = summary["per_kind"][kind]
+        assert {"slope_all", "slope_long", "ratio_4096_512", "memory_slope_long"} <= set(row)
+        assert math.isfinite(row["slope_all"])
+    for name in ("crossover_hydra_vs_softmax", "crossover_linear_vs_softmax"):
+        assert {"first_measured", "interpolated", "below_range", "note"} <= set(summary[name])
+    assert results["summary"]["per_kind"].keys() == summary["per_kind"].keys()
+    if results.get("plot"):
+        assert (tmp_path / "attention_scaling.png").stat().st_size > 0
+
+
+def test_attention_scaling_skips_over_budget(attention_scaling, tmp_path):
+    """A point whose estimated memory exceeds --max-gib is reported as skipped, not run."""
+    results = attention_scaling.main(["--lengths", "64", "2048", "--repeats", "1", "--warmup", "0",
+                                      "--max-gib", "0.05", "--batch", "1", "--no-memory",
+                                      "--no-plot", "--out", str(tmp_path)])
+    by_key = {(p["kind"], p["length"]): p for p in results["points"]}
+    assert by_key[("softmax", 2048)]["skipped"].startswith("estimated")
+    assert by_key[("softmax", 2048)]["seconds"] is None
+    assert positive_finite(by_key[("hydra", 2048)]["seconds"])
+    assert positive_finite(by_key[("softmax", 64)]["seconds"])
+
+
+def test_fit_helpers():
+    common = load_script("common")
+
+    lengths = [64, 128, 256, 512, 1024]
+    quadratic = [1e-6 * n ** 2 for n in lengths]
+    linear = [1e-3 * n for n in lengths]
+    assert common.loglog_slope(lengths, quadratic) == pytest.approx(2.0)
+    assert common.loglog_slope(lengths, linear, min_length=256) == pytest.approx(1.0)
+    assert common.loglog_slope(lengths, linear, min_length=2048) is None
+    assert common.ratio_at(lengths, quadratic, 1024, 512) == pytest.approx(4.0)
+    assert common.ratio_at(lengths, quadratic, 4096, 512) is None
+    # the lines cross where 1e-6 n^2 = 1e-3 n, i.e. n = 1000
+    cross = common.crossover(lengths, linear, quadratic)
+    assert cross["first_measured"] == 1024
+    assert cross["interpolated"] == pytest.approx(1000.0, rel=1e-6)
+    assert common.crossover(lengths, quadratic, [10.0] * 5)["first_measured"] == 64
+    assert common.crossover(lengths, [10.0] * 5, quadratic)["first_measured"] is None
+
+
+# ---------------------------------------------------------------- train_step
+def test_train_step_quick(train_step, tmp_path):
+    results = train_step.main(["--quick", "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / "train_step.json").read_text())
+    for key in ("config", "environment", "data", "matmul_peak", "models", "profile", "flops",
+                "torch", "memory"):
+        assert key in saved
+    assert positive_finite(saved["matmul_peak"]["gflops"])
+    for kind in ("softmax", "hydra"):
+        assert positive_finite(saved["models"][kind]["seconds_per_step"])
+        assert all(positive_finite(t) for t in saved["models"][kind]["runs"])
+        profile = saved["profile"][kind]
+        assert "MatMul" in profile["functions"]
+        assert positive_finite(profile["adam_seconds"])
+        assert positive_finite(saved["flops"][kind]["matmul_gflops"])
+        assert positive_finite(saved["memory"][kind]["peak_bytes"])
+    assert "SoftmaxAttention" in saved["profile"]["softmax"]["functions"]
+    assert "HydraAttention" in saved["profile"]["hydra"]["functions"]
+    assert positive_finite(saved["flops"]["softmax"]["attention_gflops"])
+    assert saved["flops"]["hydra"]["attention_gflops"] is None
+    assert saved["torch"]["run"] is False  # --quick skips PyTorch unless --torch
+    assert results["models"]["softmax"]["seconds_per_step"] == saved["models"]["softmax"]["seconds_per_step"]
+
+
+def test_count_flops_matches_shapes(train_step):
+    """The analytic count, checked by hand for one block of the ce loss."""
+    cfg = train_step.Config(batch=2, seq_len=3, dim=4, layers=1, num_items=5)
+    counts = train_step.count_flops(cfg, "softmax", target_rows=6)
+    n = 2 * 3
+    blocks = 4 * 2 * n * 4 * 4 + 2 * 2 * n * 4 * 4
+    assert counts["matmul_forward"] == blocks + 2 * 6 * 4 * 5
+    assert counts["matmul_step"] == 3 * counts["matmul_forward"]
+    assert counts["attention_forward"] == 2 * 2 * 2 * 3 * 3 * 4
+    assert train_step.count_flops(cfg, "hydra", target_rows=6)["attention_step"] == 0
+
+
+def test_torch_twin_matches_tinyhydra(train_step):
+    """The PyTorch model computes the same loss as tinyhydra's SASRec from the same weights."""
+    torch = pytest.importorskip("torch")
+    for kind in ("softmax", "hydra"):
+        cfg = train_step.Config(batch=3, seq_len=8, dim=8, num_items=20, dropout=0.0)
+        model, _ = train_step.tinyhydra_model(cfg, kind, cfg.seq_len)
+        twin, _, device = train_step.torch_model(cfg, kind, "cpu")
+        twin.load_state_dict({name: torch.from_numpy(array)
+                              for name, array in model.state_dict().items()})
+        rng = np.random.default_rng(0)
+        inputs = rng.integers(1, 21, (3, 8))
+        inputs[0, :3] = 0  # left padding
+        targets = rng.integers(1, 21, (3, 8))
+        targets[inputs == 0] = 0
+        batch = train_step.data.CausalBatch(inputs, targets, np.ones((3, 8, 1), np.int64))
+        expected = model.loss(batch).item()
+        got = twin.loss(torch.from_numpy(inputs), torch.from_numpy(targets)).item()
+        assert got == pytest.approx(expected, rel=1e-5), kind
+
+
+def test_train_step_quick_with_torch(train_step, tmp_path):
+    pytest.importorskip("torch")
+    results = train_step.main(["--quick", "--torch", "--memory-len", "0", "--out", str(tmp_path)])
+    assert results["torch"]["run"] is True
+    for kind in ("softmax", "hydra"):
+        row = results["torch"]["models"][kind]
+        assert positive_finite(row["seconds_per_step"])
+        assert positive_finite(row["tinyhydra_over_torch"])
+    assert results["memory"] is None
