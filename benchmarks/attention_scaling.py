@@ -27,6 +27,11 @@ linear attention uses ``--linear-heads`` (default 1 head of 64, the setting
 Causal attention is the default, as in SASRec / HydraRecUni (``--no-causal`` for
 the bidirectional form).
 
+On a machine whose cores are shared with other busy processes, multi-threaded
+BLAS can stall for tens of milliseconds waiting for its threads; ``--threads 1``
+(exported as OPENBLAS_NUM_THREADS etc. before NumPy loads, so it works when the
+script is run from the command line) gives much steadier numbers there.
+
 A (kind, L) pair whose *estimated* peak memory (a formula per kind, printed
 against the measured peak so it can be checked) exceeds ``--max-gib`` is skipped
 and reported as such, not run.
@@ -165,10 +170,6 @@ def make_step(kind: str, cfg: Config, q: Tensor, k: Tensor, v: Tensor, grad):
     return step
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__
-
-
 def measure(kind: str, cfg: Config, length: int, xp, rng) -> dict:
     """Timing (and peak memory) of one (kind, L) point, or why it was skipped."""
     estimate = estimated_bytes(kind, cfg, length)
@@ -188,7 +189,7 @@ def measure(kind: str, cfg: Config, length: int, xp, rng) -> dict:
                 tensor.grad = None  # outside the measured call: do not count freeing them
             point["peak_bytes"] = common.peak_memory(step, xp)["bytes"]
     except Exception as exc:  # out of memory: report it, keep the sweep going
-        if not _is_out_of_memory(exc):
+        if not common.is_out_of_memory(exc):
             raise
         point["skipped"] = f"out of memory ({type(exc).__name__})"
     finally:
@@ -278,8 +279,9 @@ def plot(cfg: Config, summary: dict, path: Path) -> Path | None:
         if pts:
             ax_m.loglog(*zip(*[(n, m / common.MIB) for n, m in pts]), marker=marker, label=kind)
     mode = "causal" if cfg.causal else "bidirectional"
+    threads = f", {cfg.threads} BLAS thread(s)" if cfg.threads else ""
     ax_t.set(xlabel="sequence length L (tokens)", ylabel="forward + backward time (ms)",
-             title=f"time, B={cfg.batch}, D={cfg.dim}, {mode}, {cfg.device}")
+             title=f"time, B={cfg.batch}, D={cfg.dim}, {mode}, {cfg.device}{threads}")
     ax_m.set(xlabel="sequence length L (tokens)", ylabel="peak extra memory (MiB)",
              title="peak memory of one forward + backward")
     for ax in (ax_t, ax_m):

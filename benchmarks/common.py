@@ -161,15 +161,18 @@ def _cupy_peak_hook(cupy):
         name = "tinyhydra_peak"
 
         def __init__(self):
+            self.blocks = {}  # pointer -> size of the blocks handed out while hooked
             self.live = 0
             self.peak = 0
 
         def malloc_postprocess(self, **kwargs):
+            self.blocks[kwargs["mem_ptr"]] = kwargs["mem_size"]
             self.live += kwargs["mem_size"]
             self.peak = max(self.peak, self.live)
 
         def free_postprocess(self, **kwargs):
-            self.live -= kwargs["mem_size"]
+            # blocks allocated before the hook (e.g. last step's gradients) are not counted
+            self.live -= self.blocks.pop(kwargs["mem_ptr"], 0)
 
     return PeakHook()
 
@@ -184,10 +187,10 @@ def peak_memory(fn, xp=np) -> dict:
     scratch buffers are not either.
 
     GPU: a ``cupy.cuda.MemoryHook`` on the default memory pool adds the (rounded)
-    size of every block the pool hands out and subtracts every block given back; the
-    peak of that running sum during the call is the high-water mark of live CuPy
-    arrays. Memory cached by the pool, cuBLAS workspaces and the CUDA context are
-    not counted.
+    size of every block the pool hands out during the call and subtracts it when the
+    block is given back; the peak of that running sum is the high-water mark of the
+    CuPy arrays the call creates. Memory cached by the pool, cuBLAS workspaces and
+    the CUDA context are not counted.
     """
     gc.collect()
     if xp is np:
@@ -210,6 +213,11 @@ def peak_memory(fn, xp=np) -> dict:
         fn()
         backend.synchronize(xp)
     return {"bytes": int(hook.peak), "method": "cupy MemoryHook: peak live pool bytes"}
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """MemoryError (NumPy) or cupy.cuda.memory.OutOfMemoryError."""
+    return isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__
 
 
 # ------------------------------------------------------------------------ fits

@@ -42,6 +42,10 @@ What is measured:
   see ``common.peak_memory``. The time of one (untraced) step at that length is
   reported beside it.
 
+``--threads N`` fixes the BLAS threads (exported before NumPy loads) and PyTorch's
+threads alike; on a machine shared with other busy processes ``--threads 1`` gives
+far steadier numbers than multi-threaded BLAS, which stalls waiting for its threads.
+
     python benchmarks/train_step.py                          # CPU, synthetic, PyTorch if installed
     python benchmarks/train_step.py --data /work/shared/data/ml-1m/ml-1m.txt.gz
     python benchmarks/train_step.py --quick                  # seconds-long smoke run
@@ -443,9 +447,13 @@ def measure_memory(cfg: Config, xp, rng) -> dict:
             seconds = time.perf_counter() - start
             peak = common.peak_memory(lambda: step(batches[2]), xp)["bytes"]
             result[kind] = {"peak_bytes": peak, "step_seconds": seconds}
-        except MemoryError as exc:
+        except Exception as exc:  # out of memory: report it and go on
+            if not common.is_out_of_memory(exc):
+                raise
             result[kind] = {"peak_bytes": None, "step_seconds": None, "error": repr(exc)}
         del model, optimizer, step
+        if xp is not np:
+            xp.get_default_memory_pool().free_all_blocks()
     return result
 
 

@@ -105,27 +105,28 @@ class CrossEntropy(Function):
         rows = xp.arange(targets.shape[0])
 
         row_max = logits.max(axis=1, keepdims=True)  # (N, 1)
-        probs = logits - row_max  # (N, C), shifted logits for now
-        target_shifted = probs[rows, safe_targets]  # (N,)
-        xp.exp(probs, out=probs)
-        sum_exp = probs.sum(axis=1)  # (N,)
-        probs /= sum_exp[:, None]
+        exps = logits - row_max  # (N, C), shifted logits for now
+        target_shifted = exps[rows, safe_targets]  # (N,)
+        xp.exp(exps, out=exps)  # in place: one (N, C) buffer for the whole op
+        sum_exp = exps.sum(axis=1)  # (N,)
         count = xp.maximum(kept.sum(), 1).astype(logits.dtype)
         loss = ((xp.log(sum_exp) - target_shifted) * kept).sum() / count
 
-        ctx.save_for_backward(probs, safe_targets, kept, count)
+        # softmax = exps / sum_exp: the division is folded into the backward's row scaling
+        ctx.save_for_backward(exps, sum_exp, safe_targets, kept, count)
         return loss.astype(logits.dtype)
 
     @staticmethod
     def backward(ctx, g):
         if not ctx.saved_tensors:
             raise RuntimeError("CrossEntropy.backward can run only once per forward")
-        probs, targets, kept, count = ctx.saved_tensors
+        exps, sum_exp, targets, kept, count = ctx.saved_tensors
         ctx.saved_tensors = ()  # the buffer is overwritten below
-        xp = backend.get_array_module(probs)
-        grad = probs  # (N, C)
-        grad[xp.arange(targets.shape[0]), targets] -= 1
-        grad *= (kept * (g / count)).astype(grad.dtype)[:, None]
+        xp = backend.get_array_module(exps)
+        row_scale = (kept * (g / count)).astype(exps.dtype)  # (N,) 0 for ignored rows
+        grad = exps  # (N, C), reused in place
+        grad *= (row_scale / sum_exp)[:, None]  # = softmax * row_scale
+        grad[xp.arange(targets.shape[0]), targets] -= row_scale
         return grad.reshape(ctx.input_shape), None
 
 
