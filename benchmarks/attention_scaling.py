@@ -194,8 +194,7 @@ def measure(kind: str, cfg: Config, length: int, xp, rng) -> dict:
         point["skipped"] = f"out of memory ({type(exc).__name__})"
     finally:
         del q, k, v, grad, step
-        if xp is not np:
-            xp.get_default_memory_pool().free_all_blocks()
+        backend.free_cached_memory(xp)
     return point
 
 

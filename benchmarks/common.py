@@ -111,11 +111,8 @@ def environment(device: str) -> dict:
     except Exception:  # older numpy: no mode="dicts"
         info["blas"] = "unknown"
     if device == "gpu":
-        cupy = backend.require_cupy()
-        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
-        name = props["name"]
-        info["gpu"] = name.decode() if isinstance(name, bytes) else str(name)
-        info["cupy"] = cupy.__version__
+        info["gpu"] = backend.gpu_name()
+        info["cupy"] = backend.require_cupy().__version__
     return info
 
 

@@ -452,8 +452,7 @@ def measure_memory(cfg: Config, xp, rng) -> dict:
                 raise
             result[kind] = {"peak_bytes": None, "step_seconds": None, "error": repr(exc)}
         del model, optimizer, step
-        if xp is not np:
-            xp.get_default_memory_pool().free_all_blocks()
+        backend.free_cached_memory(xp)
     return result
 
 

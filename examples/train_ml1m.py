@@ -275,9 +275,7 @@ def main(argv=None) -> dict:
 
 def describe_machine(device: str) -> str:
     if device == "gpu":
-        cupy = backend.require_cupy()
-        props = cupy.cuda.runtime.getDeviceProperties(0)
-        return props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+        return backend.gpu_name()
     import platform
 
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores"

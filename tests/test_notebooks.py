@@ -40,15 +40,38 @@ def test_notebook_is_stored_without_outputs(path):
         f"(jupyter nbconvert --clear-output --inplace {path.relative_to(ROOT)})")
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs(path, monkeypatch):
+def execute(path, monkeypatch, **env):
+    """Run the notebook at ``path`` in a fresh kernel (QUICK sizes) and return it with its outputs."""
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     monkeypatch.setenv("TINYHYDRA_QUICK", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     # the kernel imports this checkout's tinyhydra even where it is not pip-installed
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
                                      resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
     client.execute()  # raises CellExecutionError (with the cell and traceback) on any error
+    return nb
+
+
+def stdout_of(nb) -> str:
+    return "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
+                   for out in cell.get("outputs", []) if out.get("output_type") == "stream")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs(path, monkeypatch):
+    execute(path, monkeypatch)
+
+
+def test_results_notebook_falls_back_to_a_labelled_demo(monkeypatch, tmp_path):
+    """With no metrics files anywhere, 05 trains its own tiny runs and says they are not results."""
+    path = NOTEBOOK_DIR / "05_results.ipynb"
+    if not path.exists():
+        pytest.skip("05_results.ipynb not present")
+    nb = execute(path, monkeypatch, TINYHYDRA_RUNS=str(tmp_path / "no-runs"),
+                 TINYHYDRA_RESULTS=str(tmp_path / "no-results"))
+    assert "NOT REAL RESULTS" in stdout_of(nb)

@@ -128,6 +128,19 @@ def synchronize(array_module=None) -> None:
         array_module.cuda.get_current_stream().synchronize()
 
 
+def gpu_name() -> str:
+    """The name of the current CUDA device, e.g. 'NVIDIA H100 80GB HBM3'."""
+    cupy = require_cupy()
+    name = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def free_cached_memory(array_module=np) -> None:
+    """Return CuPy's cached device blocks to the driver (a no-op on the CPU)."""
+    if array_module is not np:
+        array_module.get_default_memory_pool().free_all_blocks()
+
+
 _seeded_generators: dict = {}
 
 
