@@ -29,11 +29,28 @@ def broadcastable_pair(draw, max_dims=3, max_side=4):
 
 @st.composite
 def attention_shapes(draw, max_batch=3, max_len=7, max_dim=8):
-    """(B, L, D) for the attention tests."""
-    return (draw(st.integers(1, max_batch)), draw(st.integers(1, max_len)), draw(st.integers(1, max_dim)))
+    """(B, L, D) small enough for quadratic references and gradcheck."""
+    return (draw(st.integers(1, max_batch)), draw(st.integers(1, max_len)),
+            draw(st.integers(1, max_dim)))
+
+
+def bool_masks(shape):
+    """Any bool array of ``shape``: all-False rows and all-False masks included."""
+    return hnp.arrays(np.bool_, shape, elements=st.booleans())
 
 
 @st.composite
-def key_masks(draw, batch, length):
-    """bool (B, L) key masks, True = real token; rows may be all False."""
-    return draw(hnp.arrays(np.bool_, (batch, length)))
+def qkv_case(draw, max_batch=3, max_len=7, max_dim=8):
+    """(q, k, v) float64 arrays (B, L, D) plus a (B, L) key mask (or None)."""
+    batch, length, dim = draw(attention_shapes(max_batch, max_len, max_dim))
+    seed = draw(st.integers(0, 2**32 - 1))
+    scale = draw(st.sampled_from([0.3, 1.0, 3.0]))
+    rng = np.random.default_rng(seed)
+    q, k, v = (scale * rng.standard_normal((batch, length, dim)) for _ in range(3))
+    key_mask = draw(st.none() | bool_masks((batch, length)))
+    return q, k, v, key_mask
+
+
+@st.composite
+def heads_for(draw, dim):
+    return draw(st.sampled_from([h for h in range(1, dim + 1) if dim % h == 0]))
