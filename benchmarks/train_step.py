@@ -7,7 +7,7 @@ What is measured:
   default), ``loss.backward()`` and ``Adam.step()``, float32, dropout on. Shapes
   of ML-1M in the HydraRec/SASRec setting: batch 128, max_len 200, dim 50, 2 blocks,
   1 head, 3,416 items in the (tied) output layer. Batches come from ``--data`` (a
-  SASRec-format file such as /work/shared/data/ml-1m/ml-1m.txt.gz, read with
+  SASRec-format file such as ../shared/data/ml-1m/ml-1m.txt.gz, read with
   ``read_sasrec_txt`` -> ``leave_one_out`` -> ``causal_batches``) or, without it,
   are synthetic with every position real (the worst case: M = B * L target rows).
   Batches are built before the clock starts. ``--warmup`` untimed steps per model,
@@ -47,7 +47,7 @@ threads alike; on a machine shared with other busy processes ``--threads 1`` giv
 far steadier numbers than multi-threaded BLAS, which stalls waiting for its threads.
 
     python benchmarks/train_step.py                          # CPU, synthetic, PyTorch if installed
-    python benchmarks/train_step.py --data /work/shared/data/ml-1m/ml-1m.txt.gz
+    python benchmarks/train_step.py --data ../shared/data/ml-1m/ml-1m.txt.gz
     python benchmarks/train_step.py --quick                  # seconds-long smoke run
     python benchmarks/train_step.py --device gpu --steps 20
 

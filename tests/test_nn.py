@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import tinyhydra as th
 from tinyhydra import backend, nn, optim
 
-from .strategies import key_masks
+from .strategies import bool_masks
 
 KINDS = nn.ATTENTION_KINDS
 
@@ -187,7 +187,7 @@ def test_attention_module_gradients(kind, causal, rng):
 def test_attention_ignores_masked_positions(kind, causal, data):
     """Whatever the padded (key_mask False) positions hold, the real ones see the same output."""
     batch, length = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 6))
-    key_mask = data.draw(key_masks(batch, length))
+    key_mask = data.draw(bool_masks((batch, length)))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
     module = attention_module(kind)
     x = rng.standard_normal((batch, length, 8))
