@@ -250,7 +250,7 @@ class Tensor:
                     f"backward(): grad has shape {grad.shape} but the tensor has shape {self.shape}"
                 )
 
-        order = self._topological_order()
+        order = self.topological_order()
         grads = {id(self): grad}
         for tensor in order:
             tensor_grad = grads.pop(id(tensor), None)
@@ -291,7 +291,7 @@ class Tensor:
             )
         return parent_grads
 
-    def _topological_order(self):
+    def topological_order(self):
         """Tensors reachable from ``self``, each after every tensor that uses it.
 
         An iterative depth-first search: a tensor is emitted once all its parents
