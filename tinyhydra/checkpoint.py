@@ -60,6 +60,8 @@ def save(tree, path) -> None:
 def load(path):
     """Read a tree written by :func:`save` (arrays come back as host numpy arrays)."""
     with np.load(path, allow_pickle=False) as archive:
+        if "__skeleton__" not in archive.files:
+            raise ValueError(f"{path} is not a checkpoint written by tinyhydra.checkpoint.save")
         skeleton = json.loads(str(archive["__skeleton__"]))
         arrays = {key: archive[key] for key in archive.files if key != "__skeleton__"}
     return _join(skeleton, arrays)
