@@ -100,3 +100,14 @@ def test_bad_flags_are_reported(script):
         script.main(["--learning-rate", "1"])
     with pytest.raises(SystemExit, match="expects a int"):
         script.main(["--epochs", "many"])
+
+
+def test_results_table_lists_each_run(script, dataset, tmp_path):
+    spec = importlib.util.spec_from_file_location("results_table", ROOT / "examples" / "results_table.py")
+    results_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results_table)
+    script.main(small_run(dataset, tmp_path, "--epochs", "1"))
+    text = results_table.table([tmp_path / "metrics.json"])
+    rows = text.splitlines()
+    assert len(rows) == 3 and rows[2].startswith("| sasrec | 1 (1) |")
+    assert rows[2].count("|") == rows[0].count("|")
