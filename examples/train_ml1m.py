@@ -209,7 +209,10 @@ def main(argv=None) -> dict:
     th.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
 
-    path = config.data or str(data.download_ml1m())
+    try:
+        path = config.data or str(data.download_ml1m())
+    except data.DownloadError as error:
+        sys.exit(f"error: {error}")
     split = data.leave_one_out(data.load_dataset(path))
     model, optimizer = build(config, split.num_items)
     print(f"{config.model}: {model.num_parameters():,} parameters, {split.num_users} users, "
