@@ -1,6 +1,9 @@
-"""Print a Markdown table of finished runs: the metrics.json files that train_ml1m.py writes.
+"""Print Markdown tables of finished runs: the metrics.json files that train_ml1m.py writes.
 
     python examples/results_table.py runs/*/metrics.json
+
+The first table holds the test metrics (of the best validation epoch); the second the
+validation full-ranking NDCG@10 along training, to compare models at equal epochs.
 """
 from __future__ import annotations
 
@@ -24,7 +27,24 @@ def table(paths) -> str:
     return "\n".join(lines)
 
 
+def history_table(paths, key: str = "full/NDCG@10") -> str:
+    runs = []
+    for path in paths:
+        with open(path) as f:
+            run = json.load(f)
+        runs.append((run["model"], {h["epoch"]: h["valid"][key] for h in run["history"] if "valid" in h}))
+    epochs = sorted(set().union(*(scores for _, scores in runs)))
+    lines = ["| model | " + " | ".join(f"ep {e}" for e in epochs) + " |",
+             "|" + " --- |" * (len(epochs) + 1)]
+    for model, scores in runs:
+        cells = [f"{scores[e]:.4f}" if e in scores else "" for e in epochs]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     print(table(sys.argv[1:]))
+    print()
+    print(history_table(sys.argv[1:]))

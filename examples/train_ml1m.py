@@ -277,11 +277,7 @@ def main(argv=None) -> dict:
 
 
 def describe_machine(device: str) -> str:
-    if device == "gpu":
-        return backend.gpu_name()
-    import platform
-
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores"
+    return backend.gpu_name() if device == "gpu" else backend.cpu_name()
 
 
 def print_table(result: dict) -> None:

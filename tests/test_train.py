@@ -111,3 +111,5 @@ def test_results_table_lists_each_run(script, dataset, tmp_path):
     rows = text.splitlines()
     assert len(rows) == 3 and rows[2].startswith("| sasrec | 1 (1) |")
     assert rows[2].count("|") == rows[0].count("|")
+    history = results_table.history_table([tmp_path / "metrics.json"]).splitlines()
+    assert history[0] == "| model | ep 1 |" and history[2].startswith("| sasrec | 0.")

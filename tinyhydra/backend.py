@@ -135,6 +135,20 @@ def gpu_name() -> str:
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
+def cpu_name() -> str:
+    """The processor's model name (from /proc/cpuinfo on Linux) and its core count."""
+    import os
+    import platform
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            name = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{name}, {os.cpu_count()} cores"
+
+
 def free_cached_memory(array_module=np) -> None:
     """Return CuPy's cached device blocks to the driver (a no-op on the CPU)."""
     if array_module is not np:
