@@ -20,10 +20,13 @@ best.npz (weights with the best validation NDCG@10), metrics.json.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,8 +205,36 @@ def evaluate(config: Config, model, split, which: str) -> dict:
                             seed=config.seed, append_mask_token=mask_token, progress=config.progress)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def stop_signals_save_checkpoints():
+    """Ctrl-C and SIGTERM (e.g. `kill`, a batch scheduler) both raise KeyboardInterrupt, so the
+    training loop saves a checkpoint before exiting; the previous handlers come back afterwards.
+
+    A shell starts background jobs with SIGINT ignored, and Python then never raises
+    KeyboardInterrupt; installing the handlers explicitly covers that case too.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv=None) -> dict:
     config = parse_args(sys.argv[1:] if argv is None else argv)
+    with stop_signals_save_checkpoints():
+        return train(config)
+
+
+def train(config: Config) -> dict:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     th.manual_seed(config.seed)

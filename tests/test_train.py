@@ -113,3 +113,24 @@ def test_results_table_lists_each_run(script, dataset, tmp_path):
     assert rows[2].count("|") == rows[0].count("|")
     history = results_table.history_table([tmp_path / "metrics.json"]).splitlines()
     assert history[0] == "| model | ep 1 |" and history[2].startswith("| sasrec | 0.")
+
+
+def test_sigterm_from_another_process_saves_a_checkpoint(dataset, tmp_path):
+    """A run killed with SIGTERM (or SIGINT while started in the background) keeps its progress."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    command = [sys.executable, str(ROOT / "examples" / "train_ml1m.py"),
+               *small_run(dataset, tmp_path, "--epochs", "1000", "--eval", "none")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    deadline = time.time() + 60
+    while not (tmp_path / "checkpoint.npz").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    assert "interrupted: checkpoint saved" in output
+    assert checkpoint.load(tmp_path / "checkpoint.npz")["state"]["epochs_done"] >= 1
