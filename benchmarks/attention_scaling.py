@@ -295,10 +295,7 @@ def plot(cfg: Config, summary: dict, path: Path) -> Path | None:
 
 # ---------------------------------------------------------------------- main
 def main(argv=None) -> dict:
-    cfg = common.parse_config(Config, argv, description=__doc__.split("\n\n")[0])
-    xp = common.array_module(cfg.device)
-    rng = np.random.default_rng(cfg.seed)
-    out = common.out_dir(cfg.out)
+    cfg, xp, rng, out = common.setup(Config, argv, __doc__)
     print(f"attention_scaling: lengths {cfg.lengths}, B={cfg.batch}, D={cfg.dim}, "
           f"softmax heads {cfg.softmax_heads}, linear heads {cfg.linear_heads}, "
           f"{'causal' if cfg.causal else 'bidirectional'}, {cfg.device}")

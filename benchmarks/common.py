@@ -327,3 +327,9 @@ def pyplot():
     except ImportError:
         return None
     return plt
+
+
+def setup(config_class, argv, doc: str):
+    """What every benchmark starts with: (config, array module, seeded rng, output folder)."""
+    cfg = parse_config(config_class, argv, description=doc.split("\n\n")[0])
+    return cfg, array_module(cfg.device), np.random.default_rng(cfg.seed), out_dir(cfg.out)

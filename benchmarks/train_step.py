@@ -458,10 +458,7 @@ def measure_memory(cfg: Config, xp, rng) -> dict:
 
 # ---------------------------------------------------------------------- main
 def main(argv=None) -> dict:
-    cfg = common.parse_config(Config, argv, description=__doc__.split("\n\n")[0])
-    xp = common.array_module(cfg.device)
-    rng = np.random.default_rng(cfg.seed)
-    out = common.out_dir(cfg.out)
+    cfg, xp, rng, out = common.setup(Config, argv, __doc__)
     started = time.perf_counter()
     batches, data_info = load_batches(cfg, cfg.warmup + max(cfg.steps, cfg.profile_steps), rng)
     print(f"train_step: SASRec {cfg.kinds}, B={cfg.batch}, L={cfg.seq_len}, D={cfg.dim}, "
