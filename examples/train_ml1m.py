@@ -184,13 +184,13 @@ def train_one_epoch(config, epoch, model, optimizer, batches) -> tuple[float, fl
         pending.append(loss.data)
         steps += 1
         if steps % 10 == 0 or steps == total:
-            loss_sum += float(sum(float(x) for x in pending))
+            loss_sum += sum(float(x) for x in pending)
             pending.clear()
             if config.progress and hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{loss_sum / steps:.4f}")
         if steps >= total:
             break
-    loss_sum += float(sum(float(x) for x in pending))
+    loss_sum += sum(float(x) for x in pending)
     backend.synchronize(xp)
     return loss_sum / max(steps, 1), time.perf_counter() - start, steps
 

@@ -271,3 +271,18 @@ def test_ops_run_on_every_backend(device):
         results.append((loss.item(), backend.as_numpy(x.grad), backend.as_numpy(w.grad)))
     for cpu_value, other_value in zip(results[0], results[1]):
         np.testing.assert_allclose(cpu_value, other_value, rtol=1e-10, atol=1e-12)
+
+
+@given(st.data())
+def test_scatter_add_matches_numpy_add_at(data):
+    """Both paths of backend.scatter_add (sorted distinct ids, and any ids) against np.add.at."""
+    vocab = data.draw(st.integers(1, 8))
+    ids = np.array(data.draw(st.lists(st.integers(0, vocab - 1), max_size=12)), dtype=np.int64)
+    if data.draw(st.booleans()):
+        ids = np.unique(ids)  # the distinct, sorted fast path
+    values = data.draw(float64_arrays((len(ids), 3)))
+    expected = np.zeros((vocab, 3))
+    np.add.at(expected, ids, values)
+    target = np.zeros((vocab, 3))
+    backend.scatter_add(target, ids, values)
+    np.testing.assert_allclose(target, expected, rtol=1e-12, atol=1e-12)

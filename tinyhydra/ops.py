@@ -372,7 +372,8 @@ class GetItem(Function):
     """y = x[index] (ints, slices, int arrays);  dL/dx = zeros with g added at ``index``.
 
     Integer-array indices may repeat an element, so their scatter accumulates
-    (``np.add.at`` / ``cupyx.scatter_add``); basic indices are a plain assignment.
+    (``backend.scatter_add`` for one 1-D id array, ``backend.index_add`` otherwise);
+    basic indices are a plain assignment.
     """
 
     @staticmethod
@@ -386,10 +387,13 @@ class GetItem(Function):
     def backward(ctx, g):
         xp = backend.get_array_module(g)
         grad = xp.zeros(ctx.input_shape, dtype=g.dtype)
-        if _is_basic_index(ctx.index):
-            grad[ctx.index] = g
+        index = ctx.index
+        if _is_basic_index(index):
+            grad[index] = g
+        elif hasattr(index, "ndim") and index.ndim == 1 and index.dtype.kind in "iu":
+            backend.scatter_add(grad, index, g)  # rows of axis 0: the sorted, fast scatter
         else:
-            backend.index_add(grad, ctx.index, g)
+            backend.index_add(grad, index, g)
         return grad
 
 
