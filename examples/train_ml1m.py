@@ -56,6 +56,7 @@ class Config:
     heads: int = 0                 # 0 = the model's default (SASRec 1, BERT4Rec 2)
     dropout: float = -1.0          # < 0 = the model's default (SASRec 0.2, BERT4Rec 0.1)
     mask_prob: float = 0.2         # BERT4Rec cloze masking probability
+    mask_last: float = 0.0         # probability of also masking a sequence's last item (cloze)
     lr: float = 1e-3
     weight_decay: float = 0.0
     loss: str = "auto"             # auto, ce, sampled, bce (see the module docstring)
@@ -115,6 +116,9 @@ def validate(config: Config) -> Config:
         sys.exit(f"--loss must be auto, ce, sampled or bce, got {config.loss!r}")
     if config.loss == "bce" and config.model in BIDIRECTIONAL:
         sys.exit("--loss bce is SASRec's loss; bidirectional models use ce or sampled")
+    for name in ("mask_prob", "mask_last"):
+        if not 0.0 <= getattr(config, name) <= 1.0:
+            sys.exit(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(config, name)}")
     if config.eval not in ("both", "full", "sampled", "none"):
         sys.exit(f"--eval must be both, full, sampled or none, got {config.eval!r}")
     if not config.out:
@@ -162,7 +166,8 @@ def build(config: Config, num_items: int):
 def epoch_batches(config: Config, split, model, rng):
     if config.model in BIDIRECTIONAL:
         return data.cloze_batches(split, config.batch_size, config.max_len, rng,
-                                  mask_token=model.mask_token, mask_prob=config.mask_prob)
+                                  mask_token=model.mask_token, mask_prob=config.mask_prob,
+                                  mask_last_prob=config.mask_last)
     num_negatives = config.negatives if config.loss == "sampled" else 1
     return data.causal_batches(split, config.batch_size, config.max_len, rng, num_negatives=num_negatives)
 

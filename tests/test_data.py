@@ -301,6 +301,23 @@ def test_cloze_mask_extremes(synthetic_split, mask_prob, expected_masks_per_row)
         np.testing.assert_array_equal(batch.inputs == mask, real)
 
 
+def test_cloze_mask_last_prob(synthetic_split):
+    mask = synthetic_split.num_items + 1
+
+    def first_batch(**kwargs):
+        (batch,) = cloze_batches(synthetic_split, 64, 12, np.random.default_rng(5), mask, 0.1, **kwargs)
+        return batch
+
+    plain, always = first_batch(), first_batch(mask_last_prob=1.0)
+    assert (always.inputs[:, -1] == mask).all()
+    last_items = pad_left(synthetic_split.train, 12)[:, -1]  # rows are shuffled: compare sorted
+    np.testing.assert_array_equal(np.sort(always.targets[:, -1]), np.sort(last_items))
+    assert (plain.inputs[:, -1] != mask).any()  # without it the last item is often visible
+    np.testing.assert_array_equal(first_batch(mask_last_prob=0.0).inputs, plain.inputs)  # no extra draws
+    with pytest.raises(ValueError, match="mask_last_prob must be in"):
+        first_batch(mask_last_prob=-0.1)
+
+
 def test_cloze_rejects_mask_token_that_is_an_item(synthetic_split):
     with pytest.raises(ValueError, match="collides"):
         cloze_batches(synthetic_split, 8, 10, np.random.default_rng(0), mask_token=5)

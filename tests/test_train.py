@@ -100,6 +100,8 @@ def test_bad_flags_are_reported(script):
         script.main(["--learning-rate", "1"])
     with pytest.raises(SystemExit, match="expects a int"):
         script.main(["--epochs", "many"])
+    with pytest.raises(SystemExit, match="--mask-last must be in"):
+        script.main(["--model", "bert4rec", "--mask-last", "1.5"])
 
 
 def test_results_table_lists_each_run(script, dataset, tmp_path):

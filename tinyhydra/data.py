@@ -487,13 +487,19 @@ def causal_batches(split: Split, batch_size: int, max_len: int, rng: np.random.G
 
 
 def cloze_batches(split: Split, batch_size: int, max_len: int, rng: np.random.Generator,
-                  mask_token: int, mask_prob: float = 0.2) -> Epoch:
+                  mask_token: int, mask_prob: float = 0.2, mask_last_prob: float = 0.0) -> Epoch:
     """One epoch of BERT4Rec (cloze) training batches (:class:`ClozeBatch`), users shuffled.
 
     Takes the last ``max_len`` training items of each user and masks each real
     position with probability ``mask_prob`` (at least one per sequence: the last
     item when none was drawn). Masked inputs become ``mask_token`` (by convention
     ``num_items + 1``); targets hold the original item there and 0 elsewhere.
+
+    ``mask_last_prob``: each sequence ALSO gets its last item masked with this
+    probability. Evaluation asks for the item after the whole history, i.e. a [MASK]
+    in the last column; BERT4Rec's code adds such "masked last" instances for the
+    same reason. 0 (the default) draws no extra random numbers, so batches are those
+    of plain cloze masking.
     Simplifications vs. BERT4Rec: no 80/10/10 replacement (a masked position is
     always ``mask_token``) and no pre-generated duplicated masks: masks are redrawn
     every epoch. Users with an empty training sequence are skipped.
@@ -501,13 +507,16 @@ def cloze_batches(split: Split, batch_size: int, max_len: int, rng: np.random.Ge
     if mask_token <= split.num_items:
         raise ValueError(f"mask_token {mask_token} collides with item ids 1..{split.num_items}; "
                          f"use num_items + 1 = {split.num_items + 1}")
-    if not 0.0 <= mask_prob <= 1.0:
-        raise ValueError(f"mask_prob must be in [0, 1], got {mask_prob}")
+    for name, value in (("mask_prob", mask_prob), ("mask_last_prob", mask_last_prob)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {value}")
     users = np.array([u for u, s in enumerate(split.train) if len(s) >= 1], dtype=np.int64)
 
     def make_batch(batch_users: np.ndarray) -> ClozeBatch:
         items = pad_left([split.train[u] for u in batch_users], max_len)
-        masked = (rng.random(items.shape) < mask_prob) & (items != 0)
+        masked = (rng.random(items.shape) < mask_prob) & (items != 0)  # (B, L)
+        if mask_last_prob > 0:
+            masked[:, -1] |= rng.random(len(items)) < mask_last_prob
         masked[~masked.any(axis=1), -1] = True  # last column is always a real item
         return ClozeBatch(np.where(masked, mask_token, items), np.where(masked, items, 0))
 
