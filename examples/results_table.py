@@ -10,8 +10,23 @@ from __future__ import annotations
 import json
 import sys
 
+BIDIRECTIONAL = {"bert4rec", "hydrarec-bi", "linrec-bi"}
+
 COLUMNS = [("full/HR@10", "full HR@10"), ("full/NDCG@10", "full NDCG@10"),
            ("sampled/HR@10", "sampled HR@10"), ("sampled/NDCG@10", "sampled NDCG@10")]
+# Training-recipe flags named in a run's label when they differ from train_ml1m's defaults,
+# so two runs of one model with different recipes get different rows.
+RECIPE_DEFAULTS = {"loss": "ce", "lr": 1e-3, "weight_decay": 0.0, "mask_prob": 0.2, "mask_last": 0.0}
+
+
+def run_label(run: dict) -> str:
+    """'bert4rec --mask-last 1.0': the model and its non-default recipe flags."""
+    config = run.get("config", {})
+    flags = [f"--{name.replace('_', '-')} {config[name]}" for name, default in RECIPE_DEFAULTS.items()
+             if name in config and config[name] != default
+             and not (name.startswith("mask") and run["model"] not in BIDIRECTIONAL)]
+    return " ".join([run["model"], *flags])
+
 
 
 def table(paths) -> str:
@@ -21,7 +36,7 @@ def table(paths) -> str:
         with open(path) as f:
             run = json.load(f)
         metrics = [f"{run['test'][key]:.4f}" if key in run["test"] else "-" for key, _ in COLUMNS]
-        row = [run["model"], f"{run['epochs_run']} ({run.get('best_epoch', '?')})",
+        row = [run_label(run), f"{run['epochs_run']} ({run.get('best_epoch', '?')})",
                f"{run['seconds_per_epoch']:.0f}", run.get("machine", run["device"]), *metrics]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -32,7 +47,7 @@ def history_table(paths, key: str = "full/NDCG@10") -> str:
     for path in paths:
         with open(path) as f:
             run = json.load(f)
-        runs.append((run["model"], {h["epoch"]: h["valid"][key] for h in run["history"] if "valid" in h}))
+        runs.append((run_label(run), {h["epoch"]: h["valid"][key] for h in run["history"] if "valid" in h}))
     epochs = sorted(set().union(*(scores for _, scores in runs)))
     lines = ["| model | " + " | ".join(f"ep {e}" for e in epochs) + " |",
              "|" + " --- |" * (len(epochs) + 1)]

@@ -117,6 +117,15 @@ def test_results_table_lists_each_run(script, dataset, tmp_path):
     assert history[0] == "| model | ep 1 |" and history[2].startswith("| sasrec | 0.")
 
 
+def test_results_table_names_non_default_recipes():
+    spec = importlib.util.spec_from_file_location("results_table", ROOT / "examples" / "results_table.py")
+    results_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results_table)
+    config = {"loss": "ce", "lr": 0.001, "mask_prob": 0.2, "mask_last": 1.0}
+    assert results_table.run_label({"model": "bert4rec", "config": config}) == "bert4rec --mask-last 1.0"
+    assert results_table.run_label({"model": "sasrec", "config": {**config, "lr": 0.002}}) == "sasrec --lr 0.002"
+
+
 def test_sigterm_from_another_process_saves_a_checkpoint(dataset, tmp_path):
     """A run killed with SIGTERM (or SIGINT while started in the background) keeps its progress."""
     import os
