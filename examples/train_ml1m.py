@@ -263,6 +263,11 @@ def train(config: Config) -> dict:
         state = load_training_state(checkpoint_path, model, optimizer, rng)
         print(f"resumed after epoch {state['epochs_done']} (best valid NDCG@10 "
               f"{state['best_ndcg']:.4f} at epoch {state['best_epoch']})")
+        for name in ("lr", "weight_decay"):  # the command line wins over the checkpoint
+            saved, wanted = getattr(optimizer, name), getattr(config, name)
+            if saved != wanted:
+                print(f"--{name.replace('_', '-')} {wanted} replaces the checkpoint's {saved}")
+                setattr(optimizer, name, wanted)
 
     key = "full/NDCG@10" if config.eval in ("both", "full") else "sampled/NDCG@10"
     try:

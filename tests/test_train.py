@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tinyhydra import checkpoint, data
@@ -64,6 +65,17 @@ def test_resume_continues_where_it_stopped(script, dataset, tmp_path):
     result = script.main(small_run(dataset, tmp_path, "--epochs", "3", "--resume"))
     assert result["epochs_run"] == 3
     assert [record["epoch"] for record in result["history"]] == [1, 2, 3]
+
+
+def test_resume_uses_the_learning_rate_of_the_command_line(script, dataset, tmp_path, capsys):
+    script.main(small_run(dataset, tmp_path, "--epochs", "1"))
+    before = checkpoint.load(tmp_path / "checkpoint.npz")["model"]
+    script.main(small_run(dataset, tmp_path, "--epochs", "2", "--resume", "--lr", "0.0"))
+    assert "--lr 0.0 replaces the checkpoint's 0.001" in capsys.readouterr().out
+    after = checkpoint.load(tmp_path / "checkpoint.npz")["model"]
+    assert after["item_embedding.weight"].shape == before["item_embedding.weight"].shape
+    for name, weight in before.items():  # lr 0 for epoch 2: nothing moves
+        np.testing.assert_array_equal(after[name], weight, err_msg=name)
 
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes(script, dataset, tmp_path, monkeypatch):
