@@ -1,9 +1,11 @@
 """Print Markdown tables of finished runs: the metrics.json files that train_ml1m.py writes.
 
     python examples/results_table.py runs/*/metrics.json
+    python examples/results_table.py --epochs 10,20,40 runs/*/metrics.json
 
 The first table holds the test metrics (of the best validation epoch); the second the
-validation full-ranking NDCG@10 along training, to compare models at equal epochs.
+validation full-ranking NDCG@10 along training, to compare models at equal epochs
+(only the epochs listed by --epochs, if given).
 """
 from __future__ import annotations
 
@@ -42,13 +44,14 @@ def table(paths) -> str:
     return "\n".join(lines)
 
 
-def history_table(paths, key: str = "full/NDCG@10") -> str:
+def history_table(paths, key: str = "full/NDCG@10", epochs=None) -> str:
     runs = []
     for path in paths:
         with open(path) as f:
             run = json.load(f)
         runs.append((run_label(run), {h["epoch"]: h["valid"][key] for h in run["history"] if "valid" in h}))
-    epochs = sorted(set().union(*(scores for _, scores in runs)))
+    if epochs is None:
+        epochs = sorted(set().union(*(scores for _, scores in runs)))
     lines = ["| model | " + " | ".join(f"ep {e}" for e in epochs) + " |",
              "|" + " --- |" * (len(epochs) + 1)]
     for model, scores in runs:
@@ -57,9 +60,20 @@ def history_table(paths, key: str = "full/NDCG@10") -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    if len(sys.argv) < 2:
+def main(argv) -> None:
+    epochs = None
+    if argv[:1] == ["--epochs"]:
+        try:
+            epochs = [int(e) for e in argv[1].split(",")]
+        except (IndexError, ValueError):
+            sys.exit("--epochs takes a comma-separated list of epoch numbers, e.g. --epochs 10,20,40")
+        argv = argv[2:]
+    if not argv:
         sys.exit(__doc__)
-    print(table(sys.argv[1:]))
+    print(table(argv))
     print()
-    print(history_table(sys.argv[1:]))
+    print(history_table(argv, epochs=epochs))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -2,26 +2,18 @@
 
 benchmarks/ is not a package, so each script is loaded from its file.
 """
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from .scripts import load_script
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-def load_script(name):
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))  # the scripts import benchmarks/common.py
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
+def load_benchmark(name):
+    return load_script("benchmarks", name)
 
 
 def positive_finite(value):
@@ -30,12 +22,12 @@ def positive_finite(value):
 
 @pytest.fixture(scope="module")
 def attention_scaling():
-    return load_script("attention_scaling")
+    return load_benchmark("attention_scaling")
 
 
 @pytest.fixture(scope="module")
 def train_step():
-    return load_script("train_step")
+    return load_benchmark("train_step")
 
 
 # ---------------------------------------------------------------- attention_scaling
@@ -75,7 +67,7 @@ def test_attention_scaling_skips_over_budget(attention_scaling, tmp_path):
 
 
 def test_fit_helpers():
-    common = load_script("common")
+    common = load_benchmark("common")
 
     lengths = [64, 128, 256, 512, 1024]
     quadratic = [1e-6 * n ** 2 for n in lengths]

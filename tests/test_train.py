@@ -1,5 +1,4 @@
 """examples/train_ml1m.py end to end on small generated data (seconds, not minutes)."""
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -7,23 +6,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from .scripts import load_script
 from tinyhydra import checkpoint, data
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_NAMES = ["HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"]
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("train_ml1m", ROOT / "examples" / "train_ml1m.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def load_example(name: str):
+    return load_script("examples", name)
 
 
 @pytest.fixture(scope="module")
 def script():
-    return load_script()
+    return load_example("train_ml1m")
 
 
 @pytest.fixture(scope="module")
@@ -116,10 +112,12 @@ def test_bad_flags_are_reported(script):
         script.main(["--model", "bert4rec", "--mask-last", "1.5"])
 
 
-def test_results_table_lists_each_run(script, dataset, tmp_path):
-    spec = importlib.util.spec_from_file_location("results_table", ROOT / "examples" / "results_table.py")
-    results_table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(results_table)
+@pytest.fixture(scope="module")
+def results_table():
+    return load_example("results_table")
+
+
+def test_results_table_lists_each_run(results_table, script, dataset, tmp_path):
     script.main(small_run(dataset, tmp_path, "--epochs", "1"))
     text = results_table.table([tmp_path / "metrics.json"])
     rows = text.splitlines()
@@ -129,13 +127,18 @@ def test_results_table_lists_each_run(script, dataset, tmp_path):
     assert history[0] == "| model | ep 1 |" and history[2].startswith("| sasrec | 0.")
 
 
-def test_results_table_names_non_default_recipes():
-    spec = importlib.util.spec_from_file_location("results_table", ROOT / "examples" / "results_table.py")
-    results_table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(results_table)
+def test_results_table_names_non_default_recipes(results_table):
     config = {"loss": "ce", "lr": 0.001, "mask_prob": 0.2, "mask_last": 1.0}
     assert results_table.run_label({"model": "bert4rec", "config": config}) == "bert4rec --mask-last 1.0"
     assert results_table.run_label({"model": "sasrec", "config": {**config, "lr": 0.002}}) == "sasrec --lr 0.002"
+
+
+def test_results_table_history_at_chosen_epochs(results_table, tmp_path):
+    run = {"model": "sasrec", "history": [{"epoch": e, "valid": {"full/NDCG@10": e / 100}} for e in (2, 4, 6)]}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    rows = results_table.history_table([tmp_path / "run.json"], epochs=[2, 6, 8]).splitlines()
+    assert rows[0] == "| model | ep 2 | ep 6 | ep 8 |"
+    assert rows[2] == "| sasrec | 0.0200 | 0.0600 |  |"
 
 
 def test_sigterm_from_another_process_saves_a_checkpoint(dataset, tmp_path):
