@@ -9,16 +9,25 @@ validation full-ranking NDCG@10 along training, to compare models at equal epoch
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
-BIDIRECTIONAL = {"bert4rec", "hydrarec-bi", "linrec-bi"}
+from train_ml1m import BIDIRECTIONAL, Config, validate  # this folder is on sys.path
 
 COLUMNS = [("full/HR@10", "full HR@10"), ("full/NDCG@10", "full NDCG@10"),
            ("sampled/HR@10", "sampled HR@10"), ("sampled/NDCG@10", "sampled NDCG@10")]
-# Training-recipe flags named in a run's label when they differ from train_ml1m's defaults,
-# so two runs of one model with different recipes get different rows.
-RECIPE_DEFAULTS = {"loss": "ce", "lr": 1e-3, "weight_decay": 0.0, "mask_prob": 0.2, "mask_last": 0.0}
+# Training-recipe flags named in a run's label when they differ from train_ml1m's defaults
+# (as a run records them: validate() resolves --loss auto), so two runs of one model with
+# different recipes get different rows.
+RECIPE_FLAGS = ("loss", "lr", "weight_decay", "mask_prob", "mask_last")
+_DEFAULTS = dataclasses.asdict(validate(Config()))
+RECIPE_DEFAULTS = {name: _DEFAULTS[name] for name in RECIPE_FLAGS}
+
+
+def load_run(path) -> dict:
+    with open(path) as f:
+        return json.load(f)
 
 
 def run_label(run: dict) -> str:
@@ -30,13 +39,10 @@ def run_label(run: dict) -> str:
     return " ".join([run["model"], *flags])
 
 
-
 def table(paths) -> str:
     header = ["model", "epochs (best)", "s/epoch", "device", *[title for _, title in COLUMNS]]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for path in paths:
-        with open(path) as f:
-            run = json.load(f)
+    for run in map(load_run, paths):
         metrics = [f"{run['test'][key]:.4f}" if key in run["test"] else "-" for key, _ in COLUMNS]
         row = [run_label(run), f"{run['epochs_run']} ({run.get('best_epoch', '?')})",
                f"{run['seconds_per_epoch']:.0f}", run.get("machine", run["device"]), *metrics]
@@ -45,11 +51,8 @@ def table(paths) -> str:
 
 
 def history_table(paths, key: str = "full/NDCG@10", epochs=None) -> str:
-    runs = []
-    for path in paths:
-        with open(path) as f:
-            run = json.load(f)
-        runs.append((run_label(run), {h["epoch"]: h["valid"][key] for h in run["history"] if "valid" in h}))
+    runs = [(run_label(run), {h["epoch"]: h["valid"][key] for h in run["history"] if "valid" in h})
+            for run in map(load_run, paths)]
     if epochs is None:
         epochs = sorted(set().union(*(scores for _, scores in runs)))
     lines = ["| model | " + " | ".join(f"ep {e}" for e in epochs) + " |",

@@ -71,7 +71,7 @@ class Config:
     progress: bool = True
 
 
-BIDIRECTIONAL = {"bert4rec", "hydrarec-bi", "linrec-bi"}
+BIDIRECTIONAL = {name for name, model_class in models.MODELS.items() if not model_class.causal}
 
 
 def parse_args(argv) -> Config:
@@ -293,7 +293,8 @@ def train(config: Config) -> dict:
             shown = f" valid {key} {record['valid'][key]:.4f}" if "valid" in record else ""
             print(f"epoch {epoch:3d}  loss {loss:.4f}  {seconds:.1f}s{shown}", flush=True)
     except KeyboardInterrupt:
-        save_training_state(checkpoint_path, model, optimizer, state, rng)  # the weights of the epoch in progress are kept; --resume redoes that epoch
+        # the weights of the epoch in progress are kept; --resume redoes that epoch
+        save_training_state(checkpoint_path, model, optimizer, state, rng)
         print(f"\ninterrupted: checkpoint saved to {checkpoint_path}; continue with --resume")
         sys.exit(130)
 

@@ -4,12 +4,11 @@ benchmarks/ is not a package, so each script is loaded from its file.
 """
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
-from .scripts import load_script
 
+from .scripts import load_script
 
 
 def load_benchmark(name):

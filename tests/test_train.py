@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .scripts import load_script
 from tinyhydra import checkpoint, data
+
+from .scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_NAMES = ["HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"]
