@@ -45,10 +45,12 @@ def test_long_chain_has_no_recursion_limit():
 
 
 def test_gradients_accumulate_across_backward_calls():
+    rng = np.random.default_rng(0)
+    first, second = rng.standard_normal(2), rng.standard_normal(2)  # random cotangents
     x = th.Tensor(np.array([1.0, 2.0]), requires_grad=True)
-    (x * 2.0).sum().backward()
-    (x * 3.0).sum().backward()
-    np.testing.assert_allclose(x.grad, [5.0, 5.0])
+    (x * 2.0).backward(first)
+    (x * 3.0).backward(second)
+    np.testing.assert_allclose(x.grad, 2.0 * first + 3.0 * second, rtol=1e-15)
     x.zero_grad()
     assert x.grad is None
 
@@ -63,11 +65,13 @@ def test_graph_is_freed_after_backward():
 
 
 def test_retain_graph_allows_a_second_backward():
+    rng = np.random.default_rng(1)
+    first, second = rng.standard_normal(3), rng.standard_normal(3)  # random cotangents
     x = th.Tensor(np.ones(3), requires_grad=True)
-    y = (x * 2.0).sum()
-    y.backward(retain_graph=True)
-    y.backward()
-    np.testing.assert_allclose(x.grad, [4.0, 4.0, 4.0])
+    y = x * 2.0
+    y.backward(first, retain_graph=True)
+    y.backward(second)
+    np.testing.assert_allclose(x.grad, 2.0 * (first + second), rtol=1e-15)
 
 
 def test_no_grad_builds_no_graph():
@@ -83,9 +87,10 @@ def test_intermediate_grads_are_not_kept_and_constants_get_none():
     x = th.Tensor(np.ones(2), requires_grad=True)
     c = th.Tensor(np.full(2, 3.0))
     y = x * c
-    y.sum().backward()
+    cotangent = np.random.default_rng(2).standard_normal(2)
+    y.backward(cotangent)
     assert y.grad is None and c.grad is None
-    np.testing.assert_allclose(x.grad, [3.0, 3.0])
+    np.testing.assert_allclose(x.grad, 3.0 * cotangent, rtol=1e-15)
 
 
 @given(broadcastable_pair())
@@ -121,8 +126,9 @@ def test_ndarray_on_the_left_dispatches_to_tensor():
     x = th.Tensor(np.ones(2), requires_grad=True)
     y = np.array([2.0, 3.0]) * x
     assert isinstance(y, th.Tensor)
-    y.sum().backward()
-    np.testing.assert_allclose(x.grad, [2.0, 3.0])
+    cotangent = np.random.default_rng(3).standard_normal(2)
+    y.backward(cotangent)
+    np.testing.assert_allclose(x.grad, np.array([2.0, 3.0]) * cotangent, rtol=1e-15)
 
 
 def test_backward_on_non_scalar_needs_a_gradient():
@@ -186,9 +192,9 @@ def test_to_gpu_without_cupy_names_the_missing_piece():
 def test_to_and_from_device_round_trip(device):
     x = th.Tensor(np.arange(4.0), requires_grad=True).to(device)
     assert x.device == device and x.requires_grad
-    y = (x * x).sum()
-    y.backward()
-    np.testing.assert_allclose(backend.as_numpy(x.grad), 2 * np.arange(4.0))
+    cotangent = np.random.default_rng(4).standard_normal(4)
+    (x * x).backward(backend.to_device(cotangent, device))
+    np.testing.assert_allclose(backend.as_numpy(x.grad), 2 * np.arange(4.0) * cotangent, rtol=1e-15)
     np.testing.assert_allclose(x.to("cpu").numpy(), np.arange(4.0))
 
 
