@@ -17,10 +17,10 @@ from train_ml1m import BIDIRECTIONAL, Config, validate  # this folder is on sys.
 
 COLUMNS = [("full/HR@10", "full HR@10"), ("full/NDCG@10", "full NDCG@10"),
            ("sampled/HR@10", "sampled HR@10"), ("sampled/NDCG@10", "sampled NDCG@10")]
-# Training-recipe flags named in a run's label when they differ from train_ml1m's defaults
-# (as a run records them: validate() resolves --loss auto), so two runs of one model with
-# different recipes get different rows.
-RECIPE_FLAGS = ("loss", "lr", "weight_decay", "mask_prob", "mask_last")
+# Size and training-recipe flags named in a run's label when they differ from train_ml1m's
+# defaults (as a run records them: validate() resolves --loss auto), so two runs of one
+# model with different sizes or recipes get different rows.
+RECIPE_FLAGS = ("dim", "heads", "loss", "lr", "weight_decay", "mask_prob", "mask_last")
 _DEFAULTS = dataclasses.asdict(validate(Config()))
 RECIPE_DEFAULTS = {name: _DEFAULTS[name] for name in RECIPE_FLAGS}
 
@@ -31,12 +31,17 @@ def load_run(path) -> dict:
 
 
 def run_label(run: dict) -> str:
-    """'bert4rec --mask-last 1.0': the model and its non-default recipe flags."""
+    """'bert4rec --dim 256 --mask-last 1.0': the model and its non-default flags."""
     config = run.get("config", {})
     flags = [f"--{name.replace('_', '-')} {config[name]}" for name, default in RECIPE_DEFAULTS.items()
              if name in config and config[name] != default
              and not (name.startswith("mask") and run["model"] not in BIDIRECTIONAL)]
     return " ".join([run["model"], *flags])
+
+
+def seconds_text(seconds: float) -> str:
+    """Whole seconds, with one decimal below 10 s (GPU epochs take a few seconds)."""
+    return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.1f}"
 
 
 def table(paths) -> str:
@@ -45,7 +50,7 @@ def table(paths) -> str:
     for run in map(load_run, paths):
         metrics = [f"{run['test'][key]:.4f}" if key in run["test"] else "-" for key, _ in COLUMNS]
         row = [run_label(run), f"{run['epochs_run']} ({run.get('best_epoch', '?')})",
-               f"{run['seconds_per_epoch']:.0f}", run.get("machine", run["device"]), *metrics]
+               seconds_text(run["seconds_per_epoch"]), run.get("machine", run["device"]), *metrics]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

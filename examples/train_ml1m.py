@@ -66,6 +66,7 @@ class Config:
     eval_every: int = 1            # validate every N epochs
     patience: int = 10             # stop after this many validations without a better NDCG@10
     max_steps: int = 0             # > 0: at most this many steps per epoch (smoke tests)
+    max_minutes: float = 0.0       # > 0: no new epoch after this much wall time; --resume goes on
     out: str = ""                  # "" = runs/<model>
     resume: bool = False
     progress: bool = True
@@ -119,6 +120,8 @@ def validate(config: Config) -> Config:
     for name in ("mask_prob", "mask_last"):
         if not 0.0 <= getattr(config, name) <= 1.0:
             sys.exit(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(config, name)}")
+    if config.max_minutes < 0:
+        sys.exit(f"--max-minutes must be >= 0 (0 = no limit), got {config.max_minutes}")
     if config.eval not in ("both", "full", "sampled", "none"):
         sys.exit(f"--eval must be both, full, sampled or none, got {config.eval!r}")
     if not config.out:
@@ -239,7 +242,13 @@ def main(argv=None) -> dict:
         return train(config)
 
 
+def wall_clock() -> float:
+    """Seconds on a monotonic clock (one function, so a test can stand in a fake clock)."""
+    return time.monotonic()
+
+
 def train(config: Config) -> dict:
+    started = wall_clock()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     th.manual_seed(config.seed)
@@ -270,10 +279,21 @@ def train(config: Config) -> dict:
                 setattr(optimizer, name, wanted)
 
     key = "full/NDCG@10" if config.eval in ("both", "full") else "sampled/NDCG@10"
+    stop_reason, longest_epoch = "epochs", 0.0
     try:
         for epoch in range(state["epochs_done"] + 1, config.epochs + 1):
             if state["bad_validations"] >= config.patience:
+                stop_reason = "early stopping"
                 break
+            # stop when one more epoch as long as the longest so far (validation included)
+            # would end past the limit, so a run under a hard wall-clock limit ends in time
+            if config.max_minutes and (wall_clock() - started + longest_epoch
+                                       > 60 * config.max_minutes):
+                stop_reason = "time limit"
+                print(f"--max-minutes {config.max_minutes}: stopping after epoch {epoch - 1}; "
+                      "--resume continues")
+                break
+            epoch_started = wall_clock()
             loss, seconds, steps = train_one_epoch(config, epoch, model, optimizer,
                                                    epoch_batches(config, split, model, rng))
             record = {"epoch": epoch, "loss": loss, "seconds": seconds}
@@ -292,6 +312,7 @@ def train(config: Config) -> dict:
             save_training_state(checkpoint_path, model, optimizer, state, rng)
             shown = f" valid {key} {record['valid'][key]:.4f}" if "valid" in record else ""
             print(f"epoch {epoch:3d}  loss {loss:.4f}  {seconds:.1f}s{shown}", flush=True)
+            longest_epoch = max(longest_epoch, wall_clock() - epoch_started)
     except KeyboardInterrupt:
         # the weights of the epoch in progress are kept; --resume redoes that epoch
         save_training_state(checkpoint_path, model, optimizer, state, rng)
@@ -307,6 +328,7 @@ def train(config: Config) -> dict:
         "machine": describe_machine(config.device),
         "epochs_run": state["epochs_done"],
         "best_epoch": state["best_epoch"],
+        "stop_reason": stop_reason,
         "train_seconds": state["train_seconds"],
         "seconds_per_epoch": state["train_seconds"] / max(len(state["history"]), 1),
         "valid": evaluate(config, model, split, "valid"),

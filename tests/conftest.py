@@ -33,6 +33,12 @@ def device(request):
     return request.param
 
 
+@pytest.fixture(params=DEVICES[1:])
+def accelerator(request):
+    """The backends other than the CPU, for tests that compare one with the CPU."""
+    return request.param
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

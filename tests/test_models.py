@@ -229,6 +229,30 @@ def test_overfits_one_batch(name, rng):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_losses_and_gradients_agree_across_backends(name, accelerator, rng):
+    """Each loss of a whole float64 model, and every parameter's gradient, on the
+    accelerator equal the CPU's (CuPy's kernels against NumPy's, the same graph)."""
+    cpu_model = tiny_model(name)
+    batch = make_batch(cpu_model, rng)
+    device_model = tiny_model(name).to(accelerator)
+    for loss in models.LOSSES:
+        answers = []
+        for model in (cpu_model, device_model):
+            model.zero_grad()
+            th.manual_seed(3)  # the same sampled negatives for "sampled" on both
+            value = model.loss(batch, loss)
+            value.backward()
+            answers.append((value.item(), {n: backend.as_numpy(p.grad)
+                                           for n, p in model.named_parameters()}))
+        (cpu_value, cpu_grads), (device_value, device_grads) = answers
+        np.testing.assert_allclose(device_value, cpu_value, rtol=1e-10, err_msg=loss)
+        assert device_grads.keys() == cpu_grads.keys()
+        for param_name, grad in cpu_grads.items():
+            np.testing.assert_allclose(device_grads[param_name], grad, rtol=1e-9, atol=1e-12,
+                                       err_msg=f"{loss}: {param_name}")
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_state_dict_round_trip_and_device_step(name, device, rng):
     model = tiny_model(name, dtype=np.float32, dropout=0.1).to(device)
     batch = make_batch(model, rng)

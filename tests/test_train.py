@@ -99,7 +99,27 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(script, dataset, tmp_path, monke
 def test_early_stopping_stops_before_the_epoch_budget(script, dataset, tmp_path):
     result = script.main(small_run(dataset, tmp_path, "--epochs", "50", "--patience", "1",
                                    "--lr", "0.0"))  # lr 0: validation never improves
-    assert result["epochs_run"] == 2
+    assert result["epochs_run"] == 2 and result["stop_reason"] == "early stopping"
+
+
+def test_max_minutes_stops_before_an_epoch_would_pass_the_limit(script, dataset, tmp_path, monkeypatch):
+    clock = {"now": 0.0}
+    original = script.train_one_epoch
+
+    def epoch_of_a_minute(*args, **kwargs):
+        clock["now"] += 60.0
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(script, "wall_clock", lambda: clock["now"])
+    monkeypatch.setattr(script, "train_one_epoch", epoch_of_a_minute)
+    # epochs end at 1 and 2 minutes; a third would end at 3 > 2.5
+    result = script.main(small_run(dataset, tmp_path, "--epochs", "10", "--max-minutes", "2.5"))
+    assert result["epochs_run"] == 2 and result["stop_reason"] == "time limit"
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["stop_reason"] == "time limit" and written["test"]
+    clock["now"] = 0.0
+    resumed = script.main(small_run(dataset, tmp_path, "--epochs", "3", "--resume"))
+    assert resumed["epochs_run"] == 3 and resumed["stop_reason"] == "epochs"
 
 
 def test_bad_flags_are_reported(script):
@@ -111,6 +131,8 @@ def test_bad_flags_are_reported(script):
         script.main(["--epochs", "many"])
     with pytest.raises(SystemExit, match="--mask-last must be in"):
         script.main(["--model", "bert4rec", "--mask-last", "1.5"])
+    with pytest.raises(SystemExit, match="--max-minutes must be >= 0"):
+        script.main(["--max-minutes", "-1"])
 
 
 @pytest.fixture(scope="module")
@@ -122,16 +144,19 @@ def test_results_table_lists_each_run(results_table, script, dataset, tmp_path):
     script.main(small_run(dataset, tmp_path, "--epochs", "1"))
     text = results_table.table([tmp_path / "metrics.json"])
     rows = text.splitlines()
-    assert len(rows) == 3 and rows[2].startswith("| sasrec | 1 (1) |")
+    assert len(rows) == 3 and rows[2].startswith("| sasrec --dim 16 | 1 (1) |")
     assert rows[2].count("|") == rows[0].count("|")
     history = results_table.history_table([tmp_path / "metrics.json"]).splitlines()
-    assert history[0] == "| model | ep 1 |" and history[2].startswith("| sasrec | 0.")
+    assert history[0] == "| model | ep 1 |" and history[2].startswith("| sasrec --dim 16 | 0.")
 
 
 def test_results_table_names_non_default_recipes(results_table):
     config = {"loss": "ce", "lr": 0.001, "mask_prob": 0.2, "mask_last": 1.0}
     assert results_table.run_label({"model": "bert4rec", "config": config}) == "bert4rec --mask-last 1.0"
     assert results_table.run_label({"model": "sasrec", "config": {**config, "lr": 0.002}}) == "sasrec --lr 0.002"
+    bigger = {**config, "dim": 256, "heads": 4}
+    assert (results_table.run_label({"model": "bert4rec", "config": bigger})
+            == "bert4rec --dim 256 --heads 4 --mask-last 1.0")
 
 
 def test_results_table_history_at_chosen_epochs(results_table, tmp_path):
@@ -154,7 +179,8 @@ def test_sigterm_from_another_process_saves_a_checkpoint(dataset, tmp_path):
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     deadline = time.time() + 60
-    while not (tmp_path / "checkpoint.npz").exists() and time.time() < deadline:
+    while (not (tmp_path / "checkpoint.npz").exists() and process.poll() is None
+           and time.time() < deadline):
         time.sleep(0.2)
     os.kill(process.pid, signal.SIGTERM)
     output, _ = process.communicate(timeout=60)

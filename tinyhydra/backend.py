@@ -96,11 +96,11 @@ def scatter_add(target, indices, values) -> None:
     """In place: ``target[indices[n]] += values[n]``, repeated indices accumulating.
 
     ``target`` (V, ...), ``indices`` (N,) ints, ``values`` (N, ...).
-    CuPy: ``cupyx.scatter_add``. NumPy: ``np.add.at`` is a slow per-element loop, so
+    CuPy: atomic adds (:func:`index_add`). NumPy: ``np.add.at`` is a slow per-element loop, so
     the ids are sorted once and contiguous runs are summed with ``np.add.reduceat``.
     """
     if is_gpu_array(target):
-        index_add(target, indices, values)  # cupyx.scatter_add is fast as it is
+        index_add(target, indices, values)  # atomic adds on the GPU are fast as they are
         return
     if indices.size == 0:
         return
@@ -114,11 +114,18 @@ def scatter_add(target, indices, values) -> None:
 
 
 def index_add(target, index, values) -> None:
-    """In place: ``target[index] += values`` for any NumPy-style index, repeats accumulating."""
-    if is_gpu_array(target):
-        import cupyx
+    """In place: ``target[index] += values`` for any NumPy-style index, repeats accumulating.
 
-        cupyx.scatter_add(target, index, values)
+    CuPy >= 13 has ``cupy.add.at`` (atomic adds) and deprecates ``cupyx.scatter_add``,
+    which older CuPy versions need instead.
+    """
+    if is_gpu_array(target):
+        add_at = getattr(_cupy.add, "at", None)
+        if add_at is None:
+            import cupyx
+
+            add_at = cupyx.scatter_add
+        add_at(target, index, values)
     else:
         np.add.at(target, index, values)
 
