@@ -3,6 +3,7 @@
     python examples/train_ml1m.py --model hydrarec-uni --device cpu
     python examples/train_ml1m.py --model bert4rec --device gpu --out runs/bert4rec
     python examples/train_ml1m.py --out runs/bert4rec --resume      # continue a stopped run
+    python examples/train_ml1m.py --model bert4rec --max-minutes 60 # fit a one-hour budget
 
 Models: sasrec, hydrarec-uni, linrec-uni (causal, SASRec-style) and bert4rec,
 hydrarec-bi, linrec-bi (bidirectional, BERT4Rec-style). Every flag below is a field
@@ -66,7 +67,7 @@ class Config:
     eval_every: int = 1            # validate every N epochs
     patience: int = 10             # stop after this many validations without a better NDCG@10
     max_steps: int = 0             # > 0: at most this many steps per epoch (smoke tests)
-    max_minutes: float = 0.0       # > 0: no new epoch after this much wall time; --resume goes on
+    max_minutes: float = 0.0       # > 0: start no epoch that would end past this wall time
     out: str = ""                  # "" = runs/<model>
     resume: bool = False
     progress: bool = True
