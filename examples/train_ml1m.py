@@ -76,8 +76,9 @@ class Config:
 BIDIRECTIONAL = {name for name, model_class in models.MODELS.items() if not model_class.causal}
 
 
-def parse_args(argv) -> Config:
-    config = Config()
+def parse_args(argv) -> tuple[Config, set[str]]:
+    """The config of ``--key value`` flags over the defaults, and the names of the flags given."""
+    config, given = Config(), set()
     fields = {f.name: f for f in dataclasses.fields(Config)}
     i = 0
     while i < len(argv):
@@ -104,7 +105,8 @@ def parse_args(argv) -> Config:
                 sys.exit(f"{arg} expects a {field_type.__name__}, got {argv[i + 1]!r}")
             i += 2
         setattr(config, name, value)
-    return validate(config)
+        given.add(name)
+    return validate(config), given
 
 
 def validate(config: Config) -> Config:
@@ -131,6 +133,27 @@ def validate(config: Config) -> Config:
 
 
 # ------------------------------------------------------------------ checkpoints
+# Settings of one invocation, not of the run: --resume does not take them from the checkpoint.
+PER_INVOCATION = ("resume", "max_minutes", "progress")
+
+
+def resumed_config(config: Config, given: set[str]) -> Config:
+    """With --resume, every flag not on the command line takes the value the run was
+    trained with (saved in its checkpoint), so ``--out DIR --resume`` continues the run
+    as it was; flags on the command line win. Checkpoints without a saved config, and
+    runs without --resume, keep ``config``."""
+    path = Path(config.out) / "checkpoint.npz"
+    if not config.resume or not path.exists():
+        return config
+    saved = checkpoint.load(path)["state"].get("config")
+    if not saved:
+        return config
+    names = {f.name for f in dataclasses.fields(Config)}
+    kept = {name: value for name, value in saved.items()
+            if name in names and name not in given and name not in PER_INVOCATION}
+    return validate(dataclasses.replace(config, **kept))
+
+
 def write_json_atomically(path: Path, payload: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2))
@@ -238,7 +261,8 @@ def stop_signals_save_checkpoints():
 
 
 def main(argv=None) -> dict:
-    config = parse_args(sys.argv[1:] if argv is None else argv)
+    config, given = parse_args(sys.argv[1:] if argv is None else argv)
+    config = resumed_config(config, given)
     with stop_signals_save_checkpoints():
         return train(config)
 
@@ -279,6 +303,7 @@ def train(config: Config) -> dict:
                 print(f"--{name.replace('_', '-')} {wanted} replaces the checkpoint's {saved}")
                 setattr(optimizer, name, wanted)
 
+    state["config"] = dataclasses.asdict(config)  # what --resume takes flags from
     key = "full/NDCG@10" if config.eval in ("both", "full") else "sampled/NDCG@10"
     stop_reason, longest_epoch = "epochs", 0.0
     try:

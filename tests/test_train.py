@@ -64,6 +64,18 @@ def test_resume_continues_where_it_stopped(script, dataset, tmp_path):
     assert [record["epoch"] for record in result["history"]] == [1, 2, 3]
 
 
+def test_resume_takes_the_flags_not_given_from_the_checkpoint(script, dataset, tmp_path, capsys):
+    script.main(small_run(dataset, tmp_path, "--model", "bert4rec", "--epochs", "1", "--lr", "0.002",
+                          "--mask-last", "0.5", "--max-minutes", "30"))
+    result = script.main(["--out", str(tmp_path), "--resume", "--epochs", "2", "--progress", "false"])
+    assert result["model"] == "bert4rec" and result["epochs_run"] == 2
+    config = result["config"]
+    assert (config["data"], config["dim"], config["max_len"]) == (str(dataset), 16, 16)
+    assert (config["lr"], config["mask_last"]) == (0.002, 0.5)
+    assert config["max_minutes"] == 0.0  # a time budget belongs to one invocation
+    assert "replaces the checkpoint's" not in capsys.readouterr().out
+
+
 def test_resume_uses_the_learning_rate_of_the_command_line(script, dataset, tmp_path, capsys):
     script.main(small_run(dataset, tmp_path, "--epochs", "1"))
     before = checkpoint.load(tmp_path / "checkpoint.npz")["model"]
