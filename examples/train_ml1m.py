@@ -294,7 +294,11 @@ def train(config: Config) -> dict:
     if config.resume:
         if not checkpoint_path.exists():
             sys.exit(f"--resume: no checkpoint at {checkpoint_path}")
-        state = load_training_state(checkpoint_path, model, optimizer, rng)
+        try:
+            state = load_training_state(checkpoint_path, model, optimizer, rng)
+        except (KeyError, ValueError) as error:  # another model, size or optimizer
+            sys.exit(f"--resume: {checkpoint_path} does not fit this {config.model} "
+                     f"({error}); resume with the flags the run was trained with")
         print(f"resumed after epoch {state['epochs_done']} (best valid NDCG@10 "
               f"{state['best_ndcg']:.4f} at epoch {state['best_epoch']})")
         for name in ("lr", "weight_decay"):  # the command line wins over the checkpoint

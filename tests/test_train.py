@@ -76,6 +76,12 @@ def test_resume_takes_the_flags_not_given_from_the_checkpoint(script, dataset, t
     assert "replaces the checkpoint's" not in capsys.readouterr().out
 
 
+def test_resume_with_another_size_says_what_does_not_fit(script, dataset, tmp_path):
+    script.main(small_run(dataset, tmp_path, "--epochs", "1"))
+    with pytest.raises(SystemExit, match=r"does not fit this sasrec \(.*shape mismatch.*flags the run"):
+        script.main(small_run(dataset, tmp_path, "--epochs", "2", "--resume", "--dim", "8"))
+
+
 def test_resume_uses_the_learning_rate_of_the_command_line(script, dataset, tmp_path, capsys):
     script.main(small_run(dataset, tmp_path, "--epochs", "1"))
     before = checkpoint.load(tmp_path / "checkpoint.npz")["model"]
