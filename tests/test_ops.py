@@ -83,6 +83,9 @@ def test_indexing_with_repeated_ids_accumulates(data, seed):
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, data.shape[0], size=5)  # repeats are likely
     assert th.gradcheck(lambda t: t[ids], [leaf(data)])
+    aliases = rng.integers(-data.shape[0], data.shape[0], size=5)  # -n and 0 name one row
+    assert th.gradcheck(lambda t: t[aliases], [leaf(data)])
+    assert th.gradcheck(lambda t: t[np.array([-data.shape[0], 0])], [leaf(data)])
     assert th.gradcheck(lambda t: t[1:, ::2], [leaf(data)])
     assert th.gradcheck(lambda t: t[0], [leaf(data)])
 
@@ -277,9 +280,9 @@ def test_ops_agree_across_backends(accelerator):
 def test_scatter_add_matches_numpy_add_at(data):
     """Both paths of backend.scatter_add (sorted distinct ids, and any ids) against np.add.at."""
     vocab = data.draw(st.integers(1, 8))
-    ids = np.array(data.draw(st.lists(st.integers(0, vocab - 1), max_size=12)), dtype=np.int64)
+    ids = np.array(data.draw(st.lists(st.integers(-vocab, vocab - 1), max_size=12)), dtype=np.int64)
     if data.draw(st.booleans()):
-        ids = np.unique(ids)  # the distinct, sorted fast path
+        ids = np.unique(ids)  # sorted; distinct unless a negative id names a row twice
     values = data.draw(float64_arrays((len(ids), 3)))
     expected = np.zeros((vocab, 3))
     np.add.at(expected, ids, values)

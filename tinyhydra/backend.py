@@ -95,7 +95,7 @@ def xp_for_device(device: str):
 def scatter_add(target, indices, values) -> None:
     """In place: ``target[indices[n]] += values[n]``, repeated indices accumulating.
 
-    ``target`` (V, ...), ``indices`` (N,) ints, ``values`` (N, ...).
+    ``target`` (V, ...), ``indices`` (N,) ints in [-V, V), ``values`` (N, ...).
     CuPy: atomic adds (:func:`index_add`). NumPy: ``np.add.at`` is a slow per-element loop, so
     the ids are sorted once and contiguous runs are summed with ``np.add.reduceat``.
     """
@@ -104,6 +104,8 @@ def scatter_add(target, indices, values) -> None:
         return
     if indices.size == 0:
         return
+    if indices.min() < 0:  # -1 and V - 1 name one row: make them one id before sorting
+        indices = np.where(indices < 0, indices + target.shape[0], indices)
     if indices.size == 1 or (indices[1:] > indices[:-1]).all():  # distinct and sorted already
         target[indices] += values
         return
