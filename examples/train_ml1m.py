@@ -133,24 +133,34 @@ def validate(config: Config) -> Config:
 
 
 # ------------------------------------------------------------------ checkpoints
-# Settings of one invocation, not of the run: --resume does not take them from the checkpoint.
-PER_INVOCATION = ("resume", "max_minutes", "progress")
+# Not taken from the checkpoint by --resume: the settings of one invocation, and the folder
+# the checkpoint is read from (a run folder copied elsewhere goes on in its new place).
+NOT_RESUMED = ("resume", "max_minutes", "progress", "out")
 
 
-def resumed_config(config: Config, given: set[str]) -> Config:
-    """With --resume, every flag not on the command line takes the value the run was
-    trained with (saved in its checkpoint), so ``--out DIR --resume`` continues the run
-    as it was; flags on the command line win. Checkpoints without a saved config, and
-    runs without --resume, keep ``config``."""
-    path = Path(config.out) / "checkpoint.npz"
-    if not config.resume or not path.exists():
-        return config
-    saved = checkpoint.load(path)["state"].get("config")
-    if not saved:
+def checkpoint_path_of(config: Config) -> Path:
+    return Path(config.out) / "checkpoint.npz"
+
+
+def read_checkpoint(config: Config) -> dict:
+    """The training checkpoint in --out, for --resume (one line and exit when there is none)."""
+    path = checkpoint_path_of(config)
+    if not path.exists():
+        sys.exit(f"--resume: no checkpoint at {path}")
+    return checkpoint.load(path)
+
+
+def resumed_config(config: Config, given: set[str], saved: dict) -> Config:
+    """Every flag not on the command line takes the value the run was trained with (its
+    config is in the checkpoint ``saved``), so ``--out DIR --resume`` continues the run
+    as it was; flags on the command line win. A checkpoint without a saved config
+    keeps ``config``."""
+    run_config = saved["state"].get("config")
+    if not run_config:
         return config
     names = {f.name for f in dataclasses.fields(Config)}
-    kept = {name: value for name, value in saved.items()
-            if name in names and name not in given and name not in PER_INVOCATION}
+    kept = {name: value for name, value in run_config.items()
+            if name in names and name not in given and name not in NOT_RESUMED}
     return validate(dataclasses.replace(config, **kept))
 
 
@@ -165,8 +175,8 @@ def save_training_state(path: Path, model, optimizer, state: dict, rng) -> None:
                      "state": state, "rng": rng.bit_generator.state}, path)
 
 
-def load_training_state(path: Path, model, optimizer, rng) -> dict:
-    saved = checkpoint.load(path)
+def restore_training_state(saved: dict, model, optimizer, rng) -> dict:
+    """Weights, Adam state and RNG state from a checkpoint tree; returns the loop's state."""
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optim"])
     rng.bit_generator.state = saved["rng"]
@@ -262,9 +272,12 @@ def stop_signals_save_checkpoints():
 
 def main(argv=None) -> dict:
     config, given = parse_args(sys.argv[1:] if argv is None else argv)
-    config = resumed_config(config, given)
+    saved = None
+    if config.resume:
+        saved = read_checkpoint(config)  # read once: the run's flags, then its weights
+        config = resumed_config(config, given, saved)
     with stop_signals_save_checkpoints():
-        return train(config)
+        return train(config, saved)
 
 
 def wall_clock() -> float:
@@ -272,7 +285,9 @@ def wall_clock() -> float:
     return time.monotonic()
 
 
-def train(config: Config) -> dict:
+def train(config: Config, saved: dict | None = None) -> dict:
+    """Trains (continuing from the checkpoint tree ``saved`` if given), evaluates, writes
+    metrics.json and returns its contents."""
     started = wall_clock()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -290,21 +305,19 @@ def train(config: Config) -> dict:
 
     state = {"epochs_done": 0, "best_ndcg": -1.0, "best_epoch": 0, "bad_validations": 0,
              "history": [], "train_seconds": 0.0, "train_steps": 0}
-    checkpoint_path = out / "checkpoint.npz"
-    if config.resume:
-        if not checkpoint_path.exists():
-            sys.exit(f"--resume: no checkpoint at {checkpoint_path}")
+    checkpoint_path = checkpoint_path_of(config)
+    if saved is not None:
         try:
-            state = load_training_state(checkpoint_path, model, optimizer, rng)
+            state = restore_training_state(saved, model, optimizer, rng)
         except (KeyError, ValueError) as error:  # another model, size or optimizer
             sys.exit(f"--resume: {checkpoint_path} does not fit this {config.model} "
                      f"({error}); resume with the flags the run was trained with")
         print(f"resumed after epoch {state['epochs_done']} (best valid NDCG@10 "
               f"{state['best_ndcg']:.4f} at epoch {state['best_epoch']})")
         for name in ("lr", "weight_decay"):  # the command line wins over the checkpoint
-            saved, wanted = getattr(optimizer, name), getattr(config, name)
-            if saved != wanted:
-                print(f"--{name.replace('_', '-')} {wanted} replaces the checkpoint's {saved}")
+            previous, wanted = getattr(optimizer, name), getattr(config, name)
+            if previous != wanted:
+                print(f"--{name.replace('_', '-')} {wanted} replaces the checkpoint's {previous}")
                 setattr(optimizer, name, wanted)
 
     state["config"] = dataclasses.asdict(config)  # what --resume takes flags from

@@ -76,6 +76,14 @@ def test_resume_takes_the_flags_not_given_from_the_checkpoint(script, dataset, t
     assert "replaces the checkpoint's" not in capsys.readouterr().out
 
 
+def test_resume_keeps_the_folder_it_reads_the_checkpoint_from(script):
+    saved = {"state": {"config": {"model": "bert4rec", "out": "runs/original", "lr": 0.002}}}
+    config = script.resumed_config(script.Config(out="runs/copy", resume=True), {"out"}, saved)
+    assert (config.model, config.lr, config.out) == ("bert4rec", 0.002, "runs/copy")
+    config = script.resumed_config(script.Config(model="bert4rec", resume=True), {"model"}, saved)
+    assert config.out == "runs/bert4rec"  # the default folder, where this checkpoint was read
+
+
 def test_resume_with_another_size_says_what_does_not_fit(script, dataset, tmp_path):
     script.main(small_run(dataset, tmp_path, "--epochs", "1"))
     with pytest.raises(SystemExit, match=r"does not fit this sasrec \(.*shape mismatch.*flags the run"):
