@@ -58,6 +58,8 @@ class Config:
     dropout: float = -1.0          # < 0 = the model's default (SASRec 0.2, BERT4Rec 0.1)
     mask_prob: float = 0.2         # BERT4Rec cloze masking probability
     mask_last: float = 0.0         # probability of also masking a sequence's last item (cloze)
+    random_window: float = 0.0     # probability that a sequence longer than max_len trains on
+                                   # a random window of it instead of its last items
     lr: float = 1e-3
     weight_decay: float = 0.0
     loss: str = "auto"             # auto, ce, sampled, bce (see the module docstring)
@@ -120,7 +122,7 @@ def validate(config: Config) -> Config:
         sys.exit(f"--loss must be auto, ce, sampled or bce, got {config.loss!r}")
     if config.loss == "bce" and config.model in BIDIRECTIONAL:
         sys.exit("--loss bce is SASRec's loss; bidirectional models use ce or sampled")
-    for name in ("mask_prob", "mask_last"):
+    for name in ("mask_prob", "mask_last", "random_window"):
         if not 0.0 <= getattr(config, name) <= 1.0:
             sys.exit(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(config, name)}")
     if config.max_minutes < 0:
@@ -204,9 +206,11 @@ def epoch_batches(config: Config, split, model, rng):
     if config.model in BIDIRECTIONAL:
         return data.cloze_batches(split, config.batch_size, config.max_len, rng,
                                   mask_token=model.mask_token, mask_prob=config.mask_prob,
-                                  mask_last_prob=config.mask_last)
+                                  mask_last_prob=config.mask_last,
+                                  random_window_prob=config.random_window)
     num_negatives = config.negatives if config.loss == "sampled" else 1
-    return data.causal_batches(split, config.batch_size, config.max_len, rng, num_negatives=num_negatives)
+    return data.causal_batches(split, config.batch_size, config.max_len, rng, num_negatives=num_negatives,
+                               random_window_prob=config.random_window)
 
 
 def train_one_epoch(config, epoch, model, optimizer, batches) -> tuple[float, float, int]:

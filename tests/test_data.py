@@ -13,7 +13,7 @@ from tinyhydra import data
 from tinyhydra.data import (
     DataFormatError, DownloadError, Interactions, causal_batches, cloze_batches, eval_inputs,
     leave_one_out, load_dataset, membership_mask, pad_left, read_movielens_ratings, read_sasrec_txt,
-    sample_negatives_for_eval, seen_items, synthetic_interactions, write_sasrec_txt,
+    sample_negatives_for_eval, seen_items, synthetic_interactions, training_windows, write_sasrec_txt,
 )
 
 
@@ -321,6 +321,58 @@ def test_cloze_mask_last_prob(synthetic_split):
 def test_cloze_rejects_mask_token_that_is_an_item(synthetic_split):
     with pytest.raises(ValueError, match="collides"):
         cloze_batches(synthetic_split, 8, 10, np.random.default_rng(0), mask_token=5)
+
+
+def is_window_of(window, sequence) -> bool:
+    """True when ``window`` is a run of consecutive items of ``sequence``."""
+    n = len(window)
+    return any(np.array_equal(sequence[i:i + n], window) for i in range(len(sequence) - n + 1))
+
+
+@given(st.lists(st.integers(0, 30), min_size=1, max_size=6), st.integers(1, 8),
+       st.sampled_from([0.0, 0.5, 1.0]), st.integers(0, 2**31))
+def test_training_windows_are_consecutive_items(lengths, length, prob, seed):
+    sequences = [np.arange(100 * i + 1, 100 * i + 1 + n) for i, n in enumerate(lengths)]
+    windows = training_windows(sequences, length, np.random.default_rng(seed), prob)
+    for window, sequence in zip(windows, sequences):
+        assert len(window) == min(len(sequence), length) and is_window_of(window, sequence)
+        if prob == 0.0:
+            np.testing.assert_array_equal(window, sequence[-length:])
+
+
+def test_training_windows_draw_every_start_and_nothing_at_zero():
+    sequence = np.arange(1, 7)  # 6 items, windows of 3: starts 0..3
+    rng = np.random.default_rng(0)
+    starts = {int(training_windows([sequence], 3, rng, 1.0)[0][0]) - 1 for _ in range(200)}
+    assert starts == {0, 1, 2, 3}
+    half = [int(training_windows([sequence], 3, rng, 0.5)[0][0]) - 1 for _ in range(400)]
+    assert 0.55 < np.mean(np.array(half) == 3) < 0.8  # last window: 1/2 + 1/2 * 1/4 = 0.625
+    state = rng.bit_generator.state
+    training_windows([sequence], 3, rng, 0.0)
+    assert rng.bit_generator.state == state  # the default draws no random numbers
+    with pytest.raises(ValueError, match="random_window_prob must be in"):
+        training_windows([sequence], 3, rng, 1.5)
+
+
+def test_batches_train_on_random_windows():
+    long_user = np.arange(1, 31)  # 30 items: 28 train, then valid and test
+    split = leave_one_out(Interactions([long_user, np.array([1, 2, 3])], 2, 30))
+    train = split.train[0]
+    first_items = set()
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        (causal,) = causal_batches(split, 8, 5, rng, random_window_prob=1.0)
+        row = int(np.flatnonzero(causal.inputs[:, 0] != 0)[0])  # the long user's row (no padding)
+        inputs, targets = causal.inputs[row], causal.targets[row]
+        assert is_window_of(np.append(inputs, targets[-1]), train)
+        np.testing.assert_array_equal(inputs[1:], targets[:-1])  # targets are still the next items
+        first_items.add(int(inputs[0]))
+        (cloze,) = cloze_batches(split, 8, 5, rng, mask_token=31, random_window_prob=1.0)
+        row = int(np.flatnonzero(cloze.inputs[:, 0] != 0)[0])
+        assert is_window_of(np.where(cloze.inputs[row] == 31, cloze.targets[row], cloze.inputs[row]), train)
+    assert len(first_items) > 5  # not always the last window (which starts at item 23)
+    with pytest.raises(ValueError, match="random_window_prob must be in"):
+        causal_batches(split, 8, 5, np.random.default_rng(0), random_window_prob=-0.5)
 
 
 def test_batches_are_reproducible(synthetic_split):

@@ -57,6 +57,17 @@ def test_causal_losses(script, dataset, tmp_path, loss):
     assert set(result["test"]) == {f"sampled/{n}" for n in METRIC_NAMES} | {"sampled/NDCG@1"}
 
 
+@pytest.mark.parametrize("model", ["sasrec", "bert4rec"])
+def test_random_windows_reach_the_batches(script, dataset, tmp_path, monkeypatch, model):
+    calls = []
+    monkeypatch.setattr(data, "training_windows",
+                        lambda *args: calls.append(args[3]) or [s[-args[1]:] for s in args[0]])
+    script.main(small_run(dataset, tmp_path, "--model", model, "--epochs", "1", "--max-len", "8",
+                          "--random-window", "0.5", "--eval", "none"))
+    assert calls and set(calls) == {0.5}
+    assert json.loads((tmp_path / "metrics.json").read_text())["config"]["random_window"] == 0.5
+
+
 def test_resume_continues_where_it_stopped(script, dataset, tmp_path):
     script.main(small_run(dataset, tmp_path, "--epochs", "1"))
     result = script.main(small_run(dataset, tmp_path, "--epochs", "3", "--resume"))
@@ -157,6 +168,8 @@ def test_bad_flags_are_reported(script):
         script.main(["--epochs", "many"])
     with pytest.raises(SystemExit, match="--mask-last must be in"):
         script.main(["--model", "bert4rec", "--mask-last", "1.5"])
+    with pytest.raises(SystemExit, match="--random-window must be in"):
+        script.main(["--random-window", "2"])
     with pytest.raises(SystemExit, match="--max-minutes must be >= 0"):
         script.main(["--max-minutes", "-1"])
 
@@ -183,6 +196,9 @@ def test_results_table_names_non_default_recipes(results_table):
     bigger = {**config, "dim": 256, "heads": 4}
     assert (results_table.run_label({"model": "bert4rec", "config": bigger})
             == "bert4rec --dim 256 --heads 4 --mask-last 1.0")
+    windows = {**config, "random_window": 0.5}
+    assert (results_table.run_label({"model": "bert4rec", "config": windows})
+            == "bert4rec --mask-last 1.0 --random-window 0.5")
 
 
 def test_results_table_history_at_chosen_epochs(results_table, tmp_path):

@@ -452,6 +452,32 @@ class Epoch:
             yield self.make_batch(order[start:start + self.batch_size])
 
 
+def _check_probability(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+
+
+def training_windows(sequences: Sequence[np.ndarray], length: int, rng: np.random.Generator,
+                     random_window_prob: float = 0.0) -> list[np.ndarray]:
+    """The ``length`` consecutive items of each sequence that a training instance uses.
+
+    By default a sequence longer than ``length`` keeps its last ``length`` items, so
+    its earlier items are never trained on (on ML-1M with max_len 200 that is a third
+    of the training interactions). With probability ``random_window_prob`` it instead
+    keeps a window whose start is uniform over ``0 .. len - length`` (the last window
+    included), so over the epochs every item is seen; BERT4Rec's data generation cuts
+    long sequences into sliding windows for the same reason. Shorter sequences are
+    kept whole. 0 draws no random numbers, so batches stay those of earlier versions.
+    """
+    _check_probability("random_window_prob", random_window_prob)
+    if random_window_prob == 0.0:
+        return [s[-length:] for s in sequences]
+    excess = np.array([max(len(s) - length, 0) for s in sequences], dtype=np.int64)  # (B,)
+    random_start = rng.integers(0, excess + 1)                                        # (B,)
+    starts = np.where(rng.random(len(sequences)) < random_window_prob, random_start, excess)
+    return [s[start:start + length] for s, start in zip(sequences, starts)]
+
+
 class CausalBatch(NamedTuple):
     inputs: np.ndarray     # (B, L) item ids, left-padded with 0
     targets: np.ndarray    # (B, L) next item at each position, 0 = ignore
@@ -464,20 +490,23 @@ class ClozeBatch(NamedTuple):
 
 
 def causal_batches(split: Split, batch_size: int, max_len: int, rng: np.random.Generator,
-                   num_negatives: int = 1) -> Epoch:
+                   num_negatives: int = 1, random_window_prob: float = 0.0) -> Epoch:
     """One epoch of SASRec training batches (:class:`CausalBatch`), users shuffled.
 
     For a training sequence ``s``: inputs = ``s[:-1]``, targets = ``s[1:]`` (each
-    position predicts the next item), both keeping the last ``max_len`` positions.
+    position predicts the next item), both keeping the last ``max_len`` positions
+    (or, with ``random_window_prob``, those of a random window: :func:`training_windows`).
     ``num_negatives`` negatives per position are drawn uniformly from items not in
     the user's training sequence. Users with fewer than 2 training items are skipped.
     """
     users = np.array([u for u, s in enumerate(split.train) if len(s) >= 2], dtype=np.int64)
+    _check_probability("random_window_prob", random_window_prob)  # now, not at the first batch
 
     def make_batch(batch_users: np.ndarray) -> CausalBatch:
         seqs = [split.train[u] for u in batch_users]
-        inputs = pad_left([s[:-1] for s in seqs], max_len)
-        targets = pad_left([s[1:] for s in seqs], max_len)
+        windows = training_windows(seqs, max_len + 1, rng, random_window_prob)
+        inputs = pad_left([w[:-1] for w in windows], max_len)
+        targets = pad_left([w[1:] for w in windows], max_len)
         seen = membership_mask(seqs, split.num_items)
         negatives = _sample_unseen(rng, seen, targets.shape + (num_negatives,))
         negatives[targets == 0] = 0
@@ -487,10 +516,12 @@ def causal_batches(split: Split, batch_size: int, max_len: int, rng: np.random.G
 
 
 def cloze_batches(split: Split, batch_size: int, max_len: int, rng: np.random.Generator,
-                  mask_token: int, mask_prob: float = 0.2, mask_last_prob: float = 0.0) -> Epoch:
+                  mask_token: int, mask_prob: float = 0.2, mask_last_prob: float = 0.0,
+                  random_window_prob: float = 0.0) -> Epoch:
     """One epoch of BERT4Rec (cloze) training batches (:class:`ClozeBatch`), users shuffled.
 
-    Takes the last ``max_len`` training items of each user and masks each real
+    Takes the last ``max_len`` training items of each user (or, with
+    ``random_window_prob``, a random window of them: :func:`training_windows`) and masks each real
     position with probability ``mask_prob`` (at least one per sequence: the last
     item when none was drawn). Masked inputs become ``mask_token`` (by convention
     ``num_items + 1``); targets hold the original item there and 0 elsewhere.
@@ -507,13 +538,15 @@ def cloze_batches(split: Split, batch_size: int, max_len: int, rng: np.random.Ge
     if mask_token <= split.num_items:
         raise ValueError(f"mask_token {mask_token} collides with item ids 1..{split.num_items}; "
                          f"use num_items + 1 = {split.num_items + 1}")
-    for name, value in (("mask_prob", mask_prob), ("mask_last_prob", mask_last_prob)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {value}")
+    for name, value in (("mask_prob", mask_prob), ("mask_last_prob", mask_last_prob),
+                        ("random_window_prob", random_window_prob)):
+        _check_probability(name, value)
     users = np.array([u for u, s in enumerate(split.train) if len(s) >= 1], dtype=np.int64)
 
     def make_batch(batch_users: np.ndarray) -> ClozeBatch:
-        items = pad_left([split.train[u] for u in batch_users], max_len)
+        windows = training_windows([split.train[u] for u in batch_users], max_len, rng,
+                                   random_window_prob)
+        items = pad_left(windows, max_len)
         masked = (rng.random(items.shape) < mask_prob) & (items != 0)  # (B, L)
         if mask_last_prob > 0:
             masked[:, -1] |= rng.random(len(items)) < mask_last_prob
