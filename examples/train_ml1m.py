@@ -17,7 +17,8 @@ results at any budget (Klenitskiy & Vasilev 2023, Petrov & Macdonald 2023);
 `--loss sampled --negatives N` is the cheap middle ground for large catalogues.
 
 Outputs in --out: checkpoint.npz (every epoch, written atomically; also on Ctrl-C),
-best.npz (weights with the best validation NDCG@10), metrics.json.
+best.npz (weights with the best validation NDCG@10; with --ema, the averaged weights),
+metrics.json.
 """
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ class Config:
                                    # a random window of it instead of its last items
     lr: float = 1e-3
     weight_decay: float = 0.0
+    ema: float = 0.0               # > 0: validate and keep a moving average of the weights (decay)
     loss: str = "auto"             # auto, ce, sampled, bce (see the module docstring)
     negatives: int = 256           # negatives per position for --loss sampled
     seed: int = 42
@@ -125,6 +127,8 @@ def validate(config: Config) -> Config:
     for name in ("mask_prob", "mask_last", "random_window"):
         if not 0.0 <= getattr(config, name) <= 1.0:
             sys.exit(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(config, name)}")
+    if not 0.0 <= config.ema < 1.0:
+        sys.exit(f"--ema must be in [0, 1) (0 = off; e.g. 0.998), got {config.ema}")
     if config.max_minutes < 0:
         sys.exit(f"--max-minutes must be >= 0 (0 = no limit), got {config.max_minutes}")
     if config.eval not in ("both", "full", "sampled", "none"):
@@ -172,8 +176,9 @@ def write_json_atomically(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def save_training_state(path: Path, model, optimizer, state: dict, rng) -> None:
+def save_training_state(path: Path, model, optimizer, ema, state: dict, rng) -> None:
     checkpoint.save({"model": model.state_dict(), "optim": optimizer.state_dict(),
+                     "ema": ema.state_dict() if ema else None,
                      "state": state, "rng": rng.bit_generator.state}, path)
 
 
@@ -183,6 +188,23 @@ def restore_training_state(saved: dict, model, optimizer, rng) -> dict:
     optimizer.load_state_dict(saved["optim"])
     rng.bit_generator.state = saved["rng"]
     return saved["state"]
+
+
+def moving_average(config: Config, model, saved: dict | None):
+    """The --ema average of the weights (None without --ema). A resumed run continues its
+    average; a run that had none starts it from the weights it resumes with."""
+    if not config.ema:
+        return None
+    ema = optim.ExponentialMovingAverage(model.parameters(), config.ema)
+    if saved is not None and saved.get("ema"):
+        ema.load_state_dict(saved["ema"])
+        ema.decay = config.ema  # the command line wins
+    return ema
+
+
+def averaged_weights(ema):
+    """``with averaged_weights(ema):`` evaluates (and saves) the averaged weights if there are any."""
+    return ema.average_parameters() if ema else contextlib.nullcontext()
 
 
 # ----------------------------------------------------------------------- training
@@ -213,7 +235,7 @@ def epoch_batches(config: Config, split, model, rng):
                                random_window_prob=config.random_window)
 
 
-def train_one_epoch(config, epoch, model, optimizer, batches) -> tuple[float, float, int]:
+def train_one_epoch(config, epoch, model, optimizer, ema, batches) -> tuple[float, float, int]:
     """Returns (mean loss, training seconds, steps). The loss is read back from the
     device only every few steps, so the GPU is not synchronised on every step."""
     model.train()
@@ -227,6 +249,8 @@ def train_one_epoch(config, epoch, model, optimizer, batches) -> tuple[float, fl
         loss = model.loss(batch, loss=config.loss, num_negatives=config.negatives)
         loss.backward()
         optimizer.step()
+        if ema:
+            ema.update()
         pending.append(loss.data)
         steps += 1
         if steps % 10 == 0 or steps == total:
@@ -324,6 +348,7 @@ def train(config: Config, saved: dict | None = None) -> dict:
                 print(f"--{name.replace('_', '-')} {wanted} replaces the checkpoint's {previous}")
                 setattr(optimizer, name, wanted)
 
+    ema = moving_average(config, model, saved)
     state["config"] = dataclasses.asdict(config)  # what --resume takes flags from
     key = "full/NDCG@10" if config.eval in ("both", "full") else "sampled/NDCG@10"
     stop_reason, longest_epoch = "epochs", 0.0
@@ -341,28 +366,29 @@ def train(config: Config, saved: dict | None = None) -> dict:
                       "--resume continues")
                 break
             epoch_started = wall_clock()
-            loss, seconds, steps = train_one_epoch(config, epoch, model, optimizer,
+            loss, seconds, steps = train_one_epoch(config, epoch, model, optimizer, ema,
                                                    epoch_batches(config, split, model, rng))
             record = {"epoch": epoch, "loss": loss, "seconds": seconds}
             state["train_seconds"] += seconds
             state["train_steps"] += steps
             if config.eval != "none" and epoch % config.eval_every == 0:
-                valid = evaluate(config, model, split, "valid")
-                record["valid"] = valid
-                if valid[key] > state["best_ndcg"]:
-                    state.update(best_ndcg=valid[key], best_epoch=epoch, bad_validations=0)
-                    checkpoint.save(model.state_dict(), out / "best.npz")
-                else:
-                    state["bad_validations"] += 1
+                with averaged_weights(ema):
+                    valid = evaluate(config, model, split, "valid")
+                    record["valid"] = valid
+                    if valid[key] > state["best_ndcg"]:
+                        state.update(best_ndcg=valid[key], best_epoch=epoch, bad_validations=0)
+                        checkpoint.save(model.state_dict(), out / "best.npz")
+                    else:
+                        state["bad_validations"] += 1
             state["history"].append(record)
             state["epochs_done"] = epoch
-            save_training_state(checkpoint_path, model, optimizer, state, rng)
+            save_training_state(checkpoint_path, model, optimizer, ema, state, rng)
             shown = f" valid {key} {record['valid'][key]:.4f}" if "valid" in record else ""
             print(f"epoch {epoch:3d}  loss {loss:.4f}  {seconds:.1f}s{shown}", flush=True)
             longest_epoch = max(longest_epoch, wall_clock() - epoch_started)
     except KeyboardInterrupt:
         # the weights of the epoch in progress are kept; --resume redoes that epoch
-        save_training_state(checkpoint_path, model, optimizer, state, rng)
+        save_training_state(checkpoint_path, model, optimizer, ema, state, rng)
         print(f"\ninterrupted: checkpoint saved to {checkpoint_path}; continue with --resume")
         sys.exit(130)
 

@@ -334,6 +334,54 @@ def test_optimizers_minimise_a_quadratic_in_float32(make, device):
     assert all(s.dtype == np.float32 for s in opt.state[0].values() if hasattr(s, "dtype"))
 
 
+def test_moving_average_matches_its_closed_form(rng, device):
+    """After values x_1..x_n the average is d^n x_0 + sum_i (1 - d) d^(n-i) x_i."""
+    decay, values = 0.8, rng.standard_normal((5, 3))
+    p = nn.Parameter(values[0].copy())
+    p.data = backend.to_device(p.data, device)
+    ema = optim.ExponentialMovingAverage([p], decay)
+    for x in values[1:]:
+        p.data[...] = backend.to_device(x, device)  # in place, as the optimizers update
+        ema.update()
+    n = len(values) - 1
+    expected = decay**n * values[0] + sum((1 - decay) * decay**(n - i) * values[i] for i in range(1, n + 1))
+    np.testing.assert_allclose(backend.as_numpy(ema.averages[0]), expected, rtol=1e-12)
+
+
+def test_average_parameters_swaps_the_averages_in_and_back(rng):
+    p = nn.Parameter(rng.standard_normal(4))
+    ema = optim.ExponentialMovingAverage([p], 0.5)
+    trained = p.data.copy()
+    ema.averages[0][...] = 7.0
+    with ema.average_parameters():
+        np.testing.assert_array_equal(p.data, np.full(4, 7.0))
+        p.data += 1.0  # must not leak into the averages
+    np.testing.assert_array_equal(p.data, trained)
+    np.testing.assert_array_equal(ema.averages[0], np.full(4, 7.0))
+    with pytest.raises(RuntimeError), ema.average_parameters():
+        raise RuntimeError("evaluation failed")
+    np.testing.assert_array_equal(p.data, trained)  # restored on errors too
+
+
+def test_moving_average_state_round_trip_and_errors(rng):
+    a, b = nn.Parameter(rng.standard_normal((2, 3))), nn.Parameter(rng.standard_normal(3))
+    ema = optim.ExponentialMovingAverage([a, b], 0.9)
+    a.data += 1.0
+    ema.update()
+    other = optim.ExponentialMovingAverage([nn.Parameter(np.zeros((2, 3))), nn.Parameter(np.zeros(3))], 0.5)
+    other.load_state_dict(ema.state_dict())
+    assert other.decay == 0.9
+    for mine, theirs in zip(ema.averages, other.averages):
+        np.testing.assert_array_equal(mine, theirs)
+    with pytest.raises(ValueError, match="EMA average 1 has shape"):
+        optim.ExponentialMovingAverage([a, nn.Parameter(np.zeros(4))], 0.9).load_state_dict(ema.state_dict())
+    with pytest.raises(ValueError, match="2 averages"):
+        optim.ExponentialMovingAverage([a], 0.9).load_state_dict(ema.state_dict())
+    for decay in (0.0, 1.0, -0.5):
+        with pytest.raises(ValueError, match="decay must be in"):
+            optim.ExponentialMovingAverage([a], decay)
+
+
 def test_step_skips_parameters_without_gradient():
     a, b = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(2))
     adam = optim.Adam([a, b], lr=0.1)

@@ -87,6 +87,33 @@ def test_resume_takes_the_flags_not_given_from_the_checkpoint(script, dataset, t
     assert "replaces the checkpoint's" not in capsys.readouterr().out
 
 
+def test_ema_validates_and_keeps_the_averaged_weights(script, dataset, tmp_path):
+    script.main(small_run(dataset, tmp_path, "--model", "bert4rec", "--epochs", "1", "--ema", "0.9"))
+    saved = checkpoint.load(tmp_path / "checkpoint.npz")
+    best = checkpoint.load(tmp_path / "best.npz")  # epoch 1 is always the best so far
+    names = list(saved["model"])
+    assert len(names) == len(saved["ema"]["averages"])
+    for name, average in zip(names, saved["ema"]["averages"]):
+        np.testing.assert_array_equal(best[name], average, err_msg=name)
+    trained_differs = [not np.array_equal(saved["model"][n], best[n]) for n in names]
+    assert sum(trained_differs) > len(names) // 2  # best.npz holds the averages, not the weights
+
+
+def test_resume_continues_the_moving_average(script, dataset, tmp_path):
+    config = script.validate(script.Config(model="bert4rec", dim=16, max_len=16, ema=0.9))
+    model, _ = script.build(config, num_items=300)
+    weights = {name: p.data.copy() for name, p in model.named_parameters()}
+    fresh = script.moving_average(config, model, {"ema": None})  # a run that had no average
+    for average, weight in zip(fresh.averages, weights.values()):
+        np.testing.assert_array_equal(average, weight)
+    saved = {"ema": {"decay": 0.5, "averages": [w + 1.0 for w in weights.values()]}}
+    continued = script.moving_average(config, model, saved)
+    assert continued.decay == 0.9  # the command line's decay
+    for average, weight in zip(continued.averages, weights.values()):
+        np.testing.assert_array_equal(average, weight + 1.0)
+    assert script.moving_average(script.validate(script.Config()), model, saved) is None
+
+
 def test_resume_keeps_the_folder_it_reads_the_checkpoint_from(script):
     saved = {"state": {"config": {"model": "bert4rec", "out": "runs/original", "lr": 0.002}}}
     config = script.resumed_config(script.Config(out="runs/copy", resume=True), {"out"}, saved)
@@ -168,6 +195,8 @@ def test_bad_flags_are_reported(script):
         script.main(["--epochs", "many"])
     with pytest.raises(SystemExit, match="--mask-last must be in"):
         script.main(["--model", "bert4rec", "--mask-last", "1.5"])
+    with pytest.raises(SystemExit, match="--ema must be in"):
+        script.main(["--ema", "1"])
     with pytest.raises(SystemExit, match="--random-window must be in"):
         script.main(["--random-window", "2"])
     with pytest.raises(SystemExit, match="--max-minutes must be >= 0"):

@@ -1,4 +1,4 @@
-"""Optimizers: SGD (with momentum) and Adam / AdamW.
+"""Optimizers: SGD (with momentum) and Adam / AdamW; an exponential moving average of weights.
 
 Updates run on raw arrays, in place on ``param.data``, with the array module that
 owns them (NumPy or CuPy), so no graph is recorded and an optimizer built before
@@ -7,12 +7,13 @@ promote an array's dtype: float32 parameters and moments stay float32.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 from . import backend
 from .tensor import Tensor
 
-__all__ = ["Optimizer", "SGD", "Adam"]
+__all__ = ["Optimizer", "SGD", "Adam", "ExponentialMovingAverage"]
 
 
 class Optimizer:
@@ -178,3 +179,60 @@ class Adam(Optimizer):
         update = xp.divide(exp_avg, denom, out=denom)  # reuse the buffer
         update *= self.lr / (1.0 - beta1**step)
         param.data -= update
+
+
+class ExponentialMovingAverage:
+    """An exponential moving average of parameters (Polyak averaging), for evaluation.
+
+    After every optimizer step, ``update()`` moves each average towards its parameter:
+
+        avg <- decay * avg + (1 - decay) * param
+
+    so the average spans about ``1 / (1 - decay)`` steps (0.998: 500 steps). The
+    averaged weights sit between the points that noisy training steps visit and often
+    rank better than any one of them. ``with ema.average_parameters(): ...`` puts them
+    into the model for evaluation or saving and puts the trained weights back after.
+    The averages start as copies of the parameters and live on their device.
+    """
+
+    def __init__(self, params, decay: float):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
+        self.params = list(params)
+        self.decay = float(decay)
+        self.averages = [param.data.copy() for param in self.params]
+
+    def update(self) -> None:
+        for param, average in zip(self.params, self.averages):
+            average *= self.decay
+            average += (1.0 - self.decay) * param.data
+
+    @contextlib.contextmanager
+    def average_parameters(self):
+        """Swap the averages into the parameters for the ``with`` block."""
+        trained = [param.data for param in self.params]
+        for param, average in zip(self.params, self.averages):
+            param.data = average.copy()  # a copy: nothing in the block can change the averages
+        try:
+            yield
+        finally:
+            for param, data in zip(self.params, trained):
+                param.data = data
+
+    def state_dict(self) -> dict:
+        return {"decay": self.decay, "averages": [backend.as_numpy(a).copy() for a in self.averages]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        averages = state_dict["averages"]
+        if len(averages) != len(self.params):
+            raise ValueError(f"EMA state has {len(averages)} averages, there are "
+                             f"{len(self.params)} parameters")
+        restored = []
+        for i, (param, average) in enumerate(zip(self.params, averages)):
+            if tuple(average.shape) != param.shape:
+                raise ValueError(f"EMA average {i} has shape {tuple(average.shape)}, the "
+                                 f"parameter has shape {param.shape}")
+            xp = backend.get_array_module(param.data)
+            restored.append(xp.array(backend.as_numpy(average), dtype=param.dtype))
+        self.averages = restored
+        self.decay = float(state_dict["decay"])
