@@ -20,7 +20,7 @@ COLUMNS = [("full/HR@10", "full HR@10"), ("full/NDCG@10", "full NDCG@10"),
 # Size and training-recipe flags named in a run's label when they differ from train_ml1m's
 # defaults (as a run records them: validate() resolves --loss auto), so two runs of one
 # model with different sizes or recipes get different rows.
-RECIPE_FLAGS = ("dim", "heads", "loss", "lr", "weight_decay", "mask_prob", "mask_last", "random_window")
+RECIPE_FLAGS = ("dim", "heads", "loss", "lr", "weight_decay", "mask_prob", "mask_last", "random_window", "ema")
 _DEFAULTS = dataclasses.asdict(validate(Config()))
 RECIPE_DEFAULTS = {name: _DEFAULTS[name] for name in RECIPE_FLAGS}
 

@@ -225,9 +225,9 @@ def test_results_table_names_non_default_recipes(results_table):
     bigger = {**config, "dim": 256, "heads": 4}
     assert (results_table.run_label({"model": "bert4rec", "config": bigger})
             == "bert4rec --dim 256 --heads 4 --mask-last 1.0")
-    windows = {**config, "random_window": 0.5}
+    windows = {**config, "random_window": 0.5, "ema": 0.998}
     assert (results_table.run_label({"model": "bert4rec", "config": windows})
-            == "bert4rec --mask-last 1.0 --random-window 0.5")
+            == "bert4rec --mask-last 1.0 --random-window 0.5 --ema 0.998")
 
 
 def test_results_table_history_at_chosen_epochs(results_table, tmp_path):
