@@ -186,21 +186,18 @@ def test_max_minutes_stops_before_an_epoch_would_pass_the_limit(script, dataset,
     assert resumed["epochs_run"] == 3 and resumed["stop_reason"] == "epochs"
 
 
-def test_bad_flags_are_reported(script):
-    with pytest.raises(SystemExit, match="--model must be one of"):
-        script.main(["--model", "gpt"])
-    with pytest.raises(SystemExit, match="unknown argument"):
-        script.main(["--learning-rate", "1"])
-    with pytest.raises(SystemExit, match="expects a int"):
-        script.main(["--epochs", "many"])
-    with pytest.raises(SystemExit, match="--mask-last must be in"):
-        script.main(["--model", "bert4rec", "--mask-last", "1.5"])
-    with pytest.raises(SystemExit, match="--ema must be in"):
-        script.main(["--ema", "1"])
-    with pytest.raises(SystemExit, match="--random-window must be in"):
-        script.main(["--random-window", "2"])
-    with pytest.raises(SystemExit, match="--max-minutes must be >= 0"):
-        script.main(["--max-minutes", "-1"])
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "gpt"], "--model must be one of"),
+    (["--learning-rate", "1"], "unknown argument"),
+    (["--epochs", "many"], "expects a int"),
+    (["--model", "bert4rec", "--mask-last", "1.5"], "--mask-last must be in"),
+    (["--ema", "1"], "--ema must be in"),
+    (["--random-window", "2"], "--random-window must be in"),
+    (["--max-minutes", "-1"], "--max-minutes must be >= 0"),
+])
+def test_bad_flags_are_reported(script, argv, message):
+    with pytest.raises(SystemExit, match=message):
+        script.main(argv)
 
 
 @pytest.fixture(scope="module")

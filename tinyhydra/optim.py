@@ -16,6 +16,15 @@ from .tensor import Tensor
 __all__ = ["Optimizer", "SGD", "Adam", "ExponentialMovingAverage"]
 
 
+def _restored_like(param: Tensor, value, what: str):
+    """A copy of checkpoint array ``value`` on ``param``'s device, in its dtype; ``what``
+    names the array in the error when the shapes differ."""
+    if tuple(value.shape) != param.shape:
+        raise ValueError(f"{what} has shape {tuple(value.shape)}, the parameter has shape {param.shape}")
+    xp = backend.get_array_module(param.data)
+    return xp.array(backend.as_numpy(value), dtype=param.dtype)  # xp.array copies
+
+
 class Optimizer:
     """Holds the parameters and one state dict per parameter (built lazily on its first step).
 
@@ -84,17 +93,10 @@ class Optimizer:
                 f"{len(self.params)}")
         new_states = []
         for i, (param, state) in enumerate(zip(self.params, states)):
-            restored = {}
-            for key, value in state.items():
-                if hasattr(value, "shape"):
-                    if tuple(value.shape) != param.shape:
-                        raise ValueError(
-                            f"optimizer state {key!r} of parameter {i} has shape "
-                            f"{tuple(value.shape)}, the parameter has shape {param.shape}")
-                    xp = backend.get_array_module(param.data)
-                    value = xp.array(backend.as_numpy(value), dtype=param.dtype)  # a copy
-                restored[key] = value
-            new_states.append(restored)
+            new_states.append({
+                key: _restored_like(param, value, f"optimizer state {key!r} of parameter {i}")
+                if hasattr(value, "shape") else value
+                for key, value in state.items()})
         self.state = new_states
         for name, value in state_dict["hyperparameters"].items():
             setattr(self, name, value)
@@ -227,12 +229,6 @@ class ExponentialMovingAverage:
         if len(averages) != len(self.params):
             raise ValueError(f"EMA state has {len(averages)} averages, there are "
                              f"{len(self.params)} parameters")
-        restored = []
-        for i, (param, average) in enumerate(zip(self.params, averages)):
-            if tuple(average.shape) != param.shape:
-                raise ValueError(f"EMA average {i} has shape {tuple(average.shape)}, the "
-                                 f"parameter has shape {param.shape}")
-            xp = backend.get_array_module(param.data)
-            restored.append(xp.array(backend.as_numpy(average), dtype=param.dtype))
-        self.averages = restored
+        self.averages = [_restored_like(param, average, f"EMA average {i}")
+                         for i, (param, average) in enumerate(zip(self.params, averages))]
         self.decay = float(state_dict["decay"])
