@@ -176,8 +176,22 @@ def write_json_atomically(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+CHECKPOINT_VERSION = 2  # 2: library RNGs reseeded per epoch, so a resumed run is exact
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The library generators' seed for ``epoch`` (dropout masks, sampled negatives).
+
+    Reseeding at every epoch start, instead of checkpointing the generators, makes an
+    epoch's random numbers depend only on (seed, epoch) on every backend (CuPy's
+    generator state cannot be saved), so a run resumed after epoch k is exactly the
+    run that never stopped."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
 def save_training_state(path: Path, model, optimizer, ema, state: dict, rng) -> None:
-    checkpoint.save({"model": model.state_dict(), "optim": optimizer.state_dict(),
+    checkpoint.save({"version": CHECKPOINT_VERSION,
+                     "model": model.state_dict(), "optim": optimizer.state_dict(),
                      "ema": ema.state_dict() if ema else None,
                      "state": state, "rng": rng.bit_generator.state}, path)
 
@@ -350,6 +364,8 @@ def train(config: Config, saved: dict | None = None) -> dict:
 
     ema = moving_average(config, model, saved)
     state["config"] = dataclasses.asdict(config)  # what --resume takes flags from
+    if saved is None:  # epoch 0, so an interrupted first epoch can be resumed too
+        save_training_state(checkpoint_path, model, optimizer, ema, state, rng)
     key = "full/NDCG@10" if config.eval in ("both", "full") else "sampled/NDCG@10"
     stop_reason, longest_epoch = "epochs", 0.0
     try:
@@ -366,6 +382,7 @@ def train(config: Config, saved: dict | None = None) -> dict:
                       "--resume continues")
                 break
             epoch_started = wall_clock()
+            th.manual_seed(epoch_seed(config.seed, epoch))
             loss, seconds, steps = train_one_epoch(config, epoch, model, optimizer, ema,
                                                    epoch_batches(config, split, model, rng))
             record = {"epoch": epoch, "loss": loss, "seconds": seconds}
@@ -387,9 +404,10 @@ def train(config: Config, saved: dict | None = None) -> dict:
             print(f"epoch {epoch:3d}  loss {loss:.4f}  {seconds:.1f}s{shown}", flush=True)
             longest_epoch = max(longest_epoch, wall_clock() - epoch_started)
     except KeyboardInterrupt:
-        # the weights of the epoch in progress are kept; --resume redoes that epoch
-        save_training_state(checkpoint_path, model, optimizer, ema, state, rng)
-        print(f"\ninterrupted: checkpoint saved to {checkpoint_path}; continue with --resume")
+        # The unfinished epoch is discarded: checkpoint.npz still holds the state after the
+        # last finished epoch, from which --resume replays the interrupted one exactly.
+        print(f"\ninterrupted during epoch {state['epochs_done'] + 1}: {checkpoint_path} holds "
+              f"the state after epoch {state['epochs_done']}; continue with --resume")
         sys.exit(130)
 
     if config.eval != "none" and (out / "best.npz").exists():
