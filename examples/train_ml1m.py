@@ -5,8 +5,8 @@
     python examples/train_ml1m.py --out runs/bert4rec --resume      # continue a stopped run
     python examples/train_ml1m.py --model bert4rec --max-minutes 60 # fit a one-hour budget
 
-Models: sasrec, hydrarec-uni, linrec-uni (causal, SASRec-style) and bert4rec,
-hydrarec-bi, linrec-bi (bidirectional, BERT4Rec-style). Every flag below is a field
+Models: sasrec, hydrarec-uni, hydrarec-uni-decay, linrec-uni (causal, SASRec-style)
+and bert4rec, hydrarec-bi, hydrarec-bi-decay, linrec-bi (bidirectional, BERT4Rec-style). Every flag below is a field
 of Config: `--batch-size 64` sets `batch_size`. Without `--data` the GroupLens
 ml-1m.zip is downloaded into the cache (TINYHYDRA_CACHE, default ~/.cache/tinyhydra).
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import os
 import signal
@@ -48,7 +49,7 @@ except ImportError:  # tqdm is optional: fall back to a silent iterator
 @dataclass
 class Config:
     data: str = ""                 # SASRec .txt(.gz), ratings.dat or ml-1m.zip; "" = download ml-1m.zip
-    model: str = "sasrec"          # sasrec, hydrarec-uni, linrec-uni, bert4rec, hydrarec-bi, linrec-bi
+    model: str = "sasrec"          # a name of models.MODELS, e.g. hydrarec-uni or hydrarec-bi-decay
     device: str = "cpu"            # cpu or gpu (CuPy)
     epochs: int = 200
     batch_size: int = 128
@@ -57,6 +58,8 @@ class Config:
     layers: int = 2
     heads: int = 0                 # 0 = the model's default (SASRec 1, BERT4Rec 2)
     dropout: float = -1.0          # < 0 = the model's default (SASRec 0.2, BERT4Rec 0.1)
+    conv: int = 0                  # > 0: depthwise convolution of this width before Q/K/V
+    fixed_decay: bool = False      # *-decay models: keep the initial half-lives (no learning)
     mask_prob: float = 0.2         # BERT4Rec cloze masking probability
     mask_last: float = 0.0         # probability of also masking a sequence's last item (cloze)
     random_window: float = 0.0     # probability that a sequence longer than max_len trains on
@@ -133,9 +136,38 @@ def validate(config: Config) -> Config:
         sys.exit(f"--max-minutes must be >= 0 (0 = no limit), got {config.max_minutes}")
     if config.eval not in ("both", "full", "sampled", "none"):
         sys.exit(f"--eval must be both, full, sampled or none, got {config.eval!r}")
+    if config.conv < 0:
+        sys.exit(f"--conv is a convolution width (0 = off, e.g. 4), got {config.conv}")
+    model_kwargs(config)  # flags the model does not take are refused here, before any work
     if not config.out:
         config.out = os.path.join("runs", config.model)
     return config
+
+
+# model argument -> (its flag, its value from the config or None when the flag is not set)
+def _model_flags(config: Config) -> dict:
+    return {
+        "dim": ("--dim", config.dim or None),
+        "num_heads": ("--heads", config.heads or None),
+        "dropout": ("--dropout", config.dropout if config.dropout >= 0 else None),
+        "mask_prob": ("--mask-prob", config.mask_prob if config.model in BIDIRECTIONAL else None),
+        "conv": ("--conv", config.conv or None),
+        "learn_decay": ("--fixed-decay", False if config.fixed_decay else None),
+    }
+
+
+def model_kwargs(config: Config) -> dict:
+    """Keyword arguments of the model class from the flags that are set; a set flag the
+    class does not take (``--heads`` for Hydra, one head per feature) ends the run."""
+    accepted = inspect.signature(models.MODELS[config.model]).parameters
+    kwargs = {"max_len": config.max_len, "num_layers": config.layers}
+    for name, (flag, value) in _model_flags(config).items():
+        if value is None:
+            continue
+        if name not in accepted:
+            sys.exit(f"{flag} does not apply to --model {config.model}; leave it out")
+        kwargs[name] = value
+    return kwargs
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -223,16 +255,7 @@ def averaged_weights(ema):
 
 # ----------------------------------------------------------------------- training
 def build(config: Config, num_items: int):
-    kwargs = {"max_len": config.max_len, "num_layers": config.layers}
-    if config.dim:
-        kwargs["dim"] = config.dim
-    if config.heads:
-        kwargs["num_heads"] = config.heads
-    if config.dropout >= 0:
-        kwargs["dropout"] = config.dropout
-    if config.model in BIDIRECTIONAL:
-        kwargs["mask_prob"] = config.mask_prob
-    model = models.build_model(config.model, num_items, **kwargs).to(config.device)
+    model = models.build_model(config.model, num_items, **model_kwargs(config)).to(config.device)
     optimizer = optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98),
                            weight_decay=config.weight_decay, decoupled_weight_decay=True)
     return model, optimizer

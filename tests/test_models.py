@@ -10,16 +10,21 @@ from tinyhydra import backend, models, optim
 from tinyhydra.data import CausalBatch, ClozeBatch
 
 NUM_ITEMS = 7
-UNI = ["sasrec", "hydrarec-uni", "linrec-uni"]
-BI = ["bert4rec", "hydrarec-bi", "linrec-bi"]
+UNI = ["sasrec", "hydrarec-uni", "hydrarec-uni-decay", "linrec-uni"]
+BI = ["bert4rec", "hydrarec-bi", "hydrarec-bi-decay", "linrec-bi"]
 NAMES = UNI + BI
 
 
 def tiny_model(name, dtype=np.float64, **kwargs):
     """A 1-layer model small enough for finite differences (dropout off unless asked)."""
     th.manual_seed(0)
-    options = dict(max_len=5, dim=4, num_layers=1, num_heads=2, dropout=0.0)
+    options = dict(max_len=5, dim=4, num_layers=1, dropout=0.0, **heads(name))
     return models.build_model(name, NUM_ITEMS, **{**options, **kwargs}).to_dtype(dtype)
+
+
+def heads(name):
+    """Two heads where the model has heads (Hydra has one per feature and takes none)."""
+    return {} if "hydra" in name else {"num_heads": 2}
 
 
 def make_batch(model, rng, batch=3, length=5, num_negatives=2):
@@ -54,15 +59,21 @@ def logsumexp(x):
 def test_build_model_maps_cli_names():
     expected = {"sasrec": ("SASRec", "softmax"), "hydrarec-uni": ("HydraRecUni", "hydra"),
                 "linrec-uni": ("LinearRecUni", "linear"), "bert4rec": ("BERT4Rec", "softmax"),
-                "hydrarec-bi": ("HydraRecBi", "hydra"), "linrec-bi": ("LinearRecBi", "linear")}
+                "hydrarec-bi": ("HydraRecBi", "hydra"), "linrec-bi": ("LinearRecBi", "linear"),
+                "hydrarec-uni-decay": ("DecayedHydraRecUni", "decayed-hydra"),
+                "hydrarec-bi-decay": ("DecayedHydraRecBi", "decayed-hydra")}
+    assert set(expected) == set(models.MODELS)
     for name, (cls, kind) in expected.items():
         model = models.build_model(name, 10, max_len=4, dim=8, num_layers=1)
         assert type(model).__name__ == cls and model.attention_kind == kind
         assert isinstance(model, models.SASRec if name in UNI else models.BERT4Rec)
     with pytest.raises(ValueError, match="unknown model 'gru4rec'"):
         models.build_model("gru4rec", 10)
-    with pytest.raises(TypeError, match="HydraRecUni fixes attention='hydra'"):
+    with pytest.raises(TypeError, match="attention"):  # each class fixes its attention
         models.HydraRecUni(10, attention="softmax")
+    for cls in (models.HydraRecUni, models.HydraRecBi, models.DecayedHydraRecUni):
+        with pytest.raises(TypeError, match="num_heads"):  # one head per feature
+            cls(10, num_heads=4)
 
 
 def test_defaults_and_table_sizes():
@@ -263,7 +274,7 @@ def test_state_dict_round_trip_and_device_step(name, device, rng):
         adam.step()
     assert model.device == device
     th.manual_seed(7)
-    fresh = models.build_model(name, NUM_ITEMS, max_len=5, dim=4, num_layers=1, num_heads=2)
+    fresh = models.build_model(name, NUM_ITEMS, max_len=5, dim=4, num_layers=1, **heads(name))
     fresh.to(device).load_state_dict(model.state_dict())
     assert fresh.device == device
     np.testing.assert_array_equal(fresh.predict_scores(batch.inputs),

@@ -157,8 +157,8 @@ def test_dropout_and_feed_forward_validate_arguments():
 
 
 # ---------------------------------------------------------------------- attention
-def attention_module(kind, dim=8, num_heads=2):
-    return nn.make_attention(kind, dim, num_heads).to_dtype(np.float64)
+def attention_module(kind, dim=8, num_heads=2, causal=True, conv=0):
+    return nn.make_attention(kind, dim, num_heads, causal=causal, conv=conv).to_dtype(np.float64)
 
 
 def test_make_attention_kinds_and_errors():
@@ -175,11 +175,14 @@ def test_make_attention_kinds_and_errors():
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("causal", [False, True])
-def test_attention_module_gradients(kind, causal, rng):
-    module = attention_module(kind, dim=4, num_heads=2)
+@pytest.mark.parametrize("conv", [0, 2])
+def test_attention_module_gradients(kind, causal, conv, rng):
+    module = attention_module(kind, dim=4, num_heads=2, causal=causal, conv=conv)
     key_mask = np.array([[False, True, True], [True, True, True]])
-    th.gradcheck(lambda x, w: module(x, causal=causal, key_mask=key_mask),
-                 [float64_input(rng, 2, 3, 4), module.key.weight])
+    extra = [module.conv.weight] if conv else []
+    extra += [module.decay_logit] if kind == "decayed-hydra" else []
+    th.gradcheck(lambda x, w, *rest: module(x, causal=causal, key_mask=key_mask),
+                 [float64_input(rng, 2, 3, 4), module.key.weight, *extra])
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -190,7 +193,7 @@ def test_attention_ignores_masked_positions(kind, causal, data):
     batch, length = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 6))
     key_mask = data.draw(bool_masks((batch, length)))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**16)))
-    module = attention_module(kind)
+    module = attention_module(kind, causal=causal)
     x = rng.standard_normal((batch, length, 8))
     noisy = np.where(key_mask[..., None], x, 100 * rng.standard_normal(x.shape))
     out = module(th.Tensor(x), causal=causal, key_mask=key_mask).data
@@ -199,8 +202,9 @@ def test_attention_ignores_masked_positions(kind, causal, data):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_causal_attention_never_looks_ahead(kind, rng):
-    module = attention_module(kind)
+@pytest.mark.parametrize("conv", [0, 4])
+def test_causal_attention_never_looks_ahead(kind, conv, rng):
+    module = attention_module(kind, causal=True, conv=conv)
     x = rng.standard_normal((2, 6, 8))
     changed = x.copy()
     changed[:, 4:] += rng.standard_normal((2, 2, 8))
@@ -208,6 +212,7 @@ def test_causal_attention_never_looks_ahead(kind, rng):
     np.testing.assert_allclose(out[:, :4], out_changed[:, :4], rtol=1e-10, atol=1e-12)
     assert not np.allclose(out[:, 4:], out_changed[:, 4:])
     # the bidirectional form does look ahead
+    module = attention_module(kind, causal=False, conv=conv)
     out, out_changed = (module(th.Tensor(a), causal=False).data for a in (x, changed))
     assert not np.allclose(out[:, :4], out_changed[:, :4])
 

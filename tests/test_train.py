@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyhydra import checkpoint, data
+from tinyhydra import checkpoint, data, models
 
 from .scripts import load_script
 
@@ -35,10 +35,10 @@ def small_run(dataset, out, *extra):
             "--batch-size", "64", "--progress", "false", *extra]
 
 
-@pytest.mark.parametrize("model", ["sasrec", "hydrarec-uni", "linrec-uni", "bert4rec", "hydrarec-bi", "linrec-bi"])
+@pytest.mark.parametrize("model", sorted(models.MODELS))
 def test_every_model_trains_and_writes_metrics(script, dataset, tmp_path, model):
-    result = script.main(small_run(dataset, tmp_path, "--model", model, "--epochs", "2",
-                                   "--heads", "2"))
+    heads = [] if "hydra" in model else ["--heads", "2"]  # Hydra: one head per feature
+    result = script.main(small_run(dataset, tmp_path, "--model", model, "--epochs", "2", *heads))
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["model"] == model == result["model"]
     assert written["epochs_run"] == 2 and len(written["history"]) == 2
@@ -212,6 +212,9 @@ def test_max_minutes_stops_before_an_epoch_would_pass_the_limit(script, dataset,
     (["--ema", "1"], "--ema must be in"),
     (["--random-window", "2"], "--random-window must be in"),
     (["--max-minutes", "-1"], "--max-minutes must be >= 0"),
+    (["--model", "hydrarec-uni", "--heads", "2"], "--heads does not apply to --model hydrarec-uni"),
+    (["--model", "sasrec", "--fixed-decay"], "--fixed-decay does not apply to --model sasrec"),
+    (["--conv", "-4"], "--conv is a convolution width"),
 ])
 def test_bad_flags_are_reported(script, argv, message):
     with pytest.raises(SystemExit, match=message):

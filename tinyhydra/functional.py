@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from . import backend, ops
 from .attention import linear_attention, softmax_attention
+from .conv import depthwise_conv1d
+from .decayed_hydra import decayed_hydra_attention
 from .embedding import Embedding, check_ids
 from .hydra import hydra_attention
 from .norm import LayerNorm
@@ -16,7 +18,8 @@ from .tensor import Tensor
 __all__ = [
     "embedding", "layer_norm", "softmax", "log_softmax", "relu", "gelu", "sigmoid", "dropout",
     "linear", "masked_fill", "cross_entropy", "binary_cross_entropy_with_logits",
-    "softmax_attention", "hydra_attention", "linear_attention",
+    "softmax_attention", "hydra_attention", "decayed_hydra_attention", "linear_attention",
+    "depthwise_conv1d",
 ]
 
 

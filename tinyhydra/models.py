@@ -16,8 +16,10 @@ after the blocks      LayerNorm                    Linear + GELU + LayerNorm
 scores                h E^T                        h E^T + b ([MASK] row left out)
 ====================  ==========================  =================================
 
-``attention="hydra"`` gives HydraRec (uni: SASRec, bi: BERT4Rec); ``"linear"`` the
-elu+1 linear-attention variants. :func:`build_model` maps the CLI names to classes.
+Each attention kind is a subclass with a name of its own: HydraRecUni / HydraRecBi
+(the paper's Hydra), DecayedHydraRecUni / DecayedHydraRecBi (Hydra whose context
+decays with distance), LinearRecUni / LinearRecBi (elu+1). :func:`build_model` maps
+the CLI names to classes.
 
 Positions are right-aligned: the last input column always gets position
 ``max_len - 1``. An input shorter than ``max_len`` is therefore exactly the tail of
@@ -37,7 +39,7 @@ from .tensor import Tensor, no_grad
 
 __all__ = [
     "SequentialRecommender", "SASRec", "BERT4Rec", "HydraRecUni", "HydraRecBi",
-    "LinearRecUni", "LinearRecBi", "MODELS", "LOSSES", "build_model",
+    "DecayedHydraRecUni", "DecayedHydraRecBi", "LinearRecUni", "LinearRecBi", "MODELS", "LOSSES", "build_model",
 ]
 
 LOSSES = ("ce", "sampled", "bce")
@@ -52,26 +54,34 @@ class SequentialRecommender(Module):
     """
 
     causal: bool = False
+    attention_kind: str = "softmax"  # a kind of nn.make_attention; fixed by each model class
 
     def __init__(self, num_items: int, max_len: int, dim: int, num_layers: int, num_heads: int,
-                 dropout: float, attention: str, num_embeddings: int, hidden: int,
-                 activation: str):
+                 dropout: float, num_embeddings: int, hidden: int, activation: str,
+                 conv: int = 0):
         super().__init__()
         if num_items < 1 or max_len < 1 or dim < 1 or num_layers < 0:
             raise ValueError(
                 f"{type(self).__name__}: need num_items >= 1, max_len >= 1, dim >= 1 and "
                 f"num_layers >= 0; got {num_items}, {max_len}, {dim}, {num_layers}")
+        if conv < 0:
+            raise ValueError(f"{type(self).__name__}: conv is a width (0 = off), got {conv}")
         self.num_items, self.max_len, self.dim = num_items, max_len, dim
-        self.attention_kind = attention
+        options = {"conv": conv, "causal": self.causal, **self.attention_options()}
         self.item_embedding = Embedding(num_embeddings, dim, padding_idx=0)
         self.position_embedding = Embedding(max_len, dim)
         self.embedding_dropout = Dropout(dropout)
         self.blocks = ModuleList(
-            TransformerBlock(dim, num_heads, attention, hidden, dropout, activation)
+            TransformerBlock(dim, num_heads, self.attention_kind, hidden, dropout, activation,
+                             attention_options=options)
             for _ in range(num_layers))
         self.output_bias = None  # BERT4Rec: a Parameter (num_items + 1,)
 
     # ---------------------------------------------------- subclass hooks
+    def attention_options(self) -> dict:
+        """Keyword arguments for this model's attention layers beyond conv and causal."""
+        return {}
+
     def embed(self, ids) -> Tensor:
         """ids (B, L) on the model's device -> input of the first block (B, L, D)."""
         raise NotImplementedError
@@ -222,19 +232,20 @@ class SequentialRecommender(Module):
 
 
 class SASRec(SequentialRecommender):
-    """SASRec (Kang & McAuley 2018): a causal encoder; ``attention="hydra"`` is HydraRecUni.
+    """SASRec (Kang & McAuley 2018): a causal encoder with softmax attention.
 
     Embedding E (num_items + 1, D) with padding row 0, scaled by sqrt(D), plus learned
     positions; dropout; blocks with a ReLU feed-forward of hidden size D; a final
-    LayerNorm. Scores h E^T share E.
+    LayerNorm. Scores h E^T share E. ``conv`` > 0: a causal depthwise convolution of
+    that width before each block's Q/K/V projections.
     """
 
     causal = True
 
     def __init__(self, num_items: int, max_len: int = 200, dim: int = 50, num_layers: int = 2,
-                 num_heads: int = 1, dropout: float = 0.2, attention: str = "softmax"):
-        super().__init__(num_items, max_len, dim, num_layers, num_heads, dropout, attention,
-                         num_embeddings=num_items + 1, hidden=dim, activation="relu")
+                 num_heads: int = 1, dropout: float = 0.2, conv: int = 0):
+        super().__init__(num_items, max_len, dim, num_layers, num_heads, dropout,
+                         num_embeddings=num_items + 1, hidden=dim, activation="relu", conv=conv)
         self.final_norm = LayerNorm(dim)
 
     def embed(self, ids) -> Tensor:
@@ -246,8 +257,7 @@ class SASRec(SequentialRecommender):
 
 
 class BERT4Rec(SequentialRecommender):
-    """BERT4Rec (Sun et al. 2019): a bidirectional cloze encoder; ``attention="hydra"``
-    is HydraRecBi.
+    """BERT4Rec (Sun et al. 2019): a bidirectional cloze encoder with softmax attention.
 
     Embedding E (num_items + 2, D): 0 is padding, ``mask_token = num_items + 1`` is
     [MASK]. LayerNorm(E[x] + P) and dropout; blocks with a GELU feed-forward of hidden
@@ -260,9 +270,9 @@ class BERT4Rec(SequentialRecommender):
 
     def __init__(self, num_items: int, max_len: int = 200, dim: int = 64, num_layers: int = 2,
                  num_heads: int = 2, dropout: float = 0.1, mask_prob: float = 0.2,
-                 attention: str = "softmax"):
-        super().__init__(num_items, max_len, dim, num_layers, num_heads, dropout, attention,
-                         num_embeddings=num_items + 2, hidden=4 * dim, activation="gelu")
+                 conv: int = 0):
+        super().__init__(num_items, max_len, dim, num_layers, num_heads, dropout,
+                         num_embeddings=num_items + 2, hidden=4 * dim, activation="gelu", conv=conv)
         self.mask_token = num_items + 1
         self.mask_prob = mask_prob
         self.embedding_norm = LayerNorm(dim)
@@ -278,27 +288,77 @@ class BERT4Rec(SequentialRecommender):
         return self.output_norm(F.gelu(self.output_projection(x)))
 
 
-def _with_attention(base, attention: str, name: str, summary: str):
-    """A subclass of ``base`` whose attention kind is fixed (HydraRecUni = SASRec + Hydra)."""
+class HydraRecUni(SASRec):
+    """HydraRecUni, the HydraRec paper's unidirectional model: SASRec whose attention is
+    Hydra (``F.hydra_attention``, causal; one head per feature, so no ``num_heads``)."""
 
-    def __init__(self, num_items: int, **kwargs):
-        if "attention" in kwargs:
-            raise TypeError(f"{name} fixes attention={attention!r}; use {base.__name__} instead")
-        base.__init__(self, num_items, attention=attention, **kwargs)
+    attention_kind = "hydra"
 
-    doc = f"{summary}: ``{base.__name__}(num_items, ..., attention={attention!r})``."
-    return type(name, (base,), {"__init__": __init__, "__doc__": doc, "__module__": __name__})
+    def __init__(self, num_items: int, max_len: int = 200, dim: int = 50, num_layers: int = 2,
+                 dropout: float = 0.2, conv: int = 0):
+        super().__init__(num_items, max_len, dim, num_layers, 1, dropout, conv)
 
 
-HydraRecUni = _with_attention(SASRec, "hydra", "HydraRecUni", "HydraRec, unidirectional")
-HydraRecBi = _with_attention(BERT4Rec, "hydra", "HydraRecBi", "HydraRec, bidirectional")
-LinearRecUni = _with_attention(SASRec, "linear", "LinearRecUni", "elu+1 linear attention, causal")
-LinearRecBi = _with_attention(BERT4Rec, "linear", "LinearRecBi",
-                              "elu+1 linear attention, bidirectional")
+class HydraRecBi(BERT4Rec):
+    """HydraRecBi, the HydraRec paper's bidirectional model: BERT4Rec whose attention is
+    Hydra (``F.hydra_attention``; one head per feature, so no ``num_heads``)."""
+
+    attention_kind = "hydra"
+
+    def __init__(self, num_items: int, max_len: int = 200, dim: int = 64, num_layers: int = 2,
+                 dropout: float = 0.1, mask_prob: float = 0.2, conv: int = 0):
+        super().__init__(num_items, max_len, dim, num_layers, 1, dropout, mask_prob, conv)
+
+
+class DecayedHydraRecUni(SASRec):
+    """HydraRecUni with decayed Hydra attention (``nn.DecayedHydraAttention``): the causal
+    context kv_i = sum_{t<=i} a^(i-t) phi(k_t) * v_t forgets old items at a learned rate
+    per feature (``learn_decay=False``: fixed half-lives 1 .. max_len). Not in the paper."""
+
+    attention_kind = "decayed-hydra"
+
+    def __init__(self, num_items: int, max_len: int = 200, dim: int = 50, num_layers: int = 2,
+                 dropout: float = 0.2, conv: int = 0, learn_decay: bool = True):
+        self.learn_decay = learn_decay  # read by attention_options() while the blocks are built
+        super().__init__(num_items, max_len, dim, num_layers, 1, dropout, conv)
+
+    def attention_options(self) -> dict:
+        return {"max_len": self.max_len, "learn_decay": self.learn_decay}
+
+
+class DecayedHydraRecBi(BERT4Rec):
+    """HydraRecBi with decayed Hydra attention: one decay per feature for earlier and one
+    for later items, so the [MASK] at the end hears its recent neighbours loudest. Not in
+    the paper."""
+
+    attention_kind = "decayed-hydra"
+
+    def __init__(self, num_items: int, max_len: int = 200, dim: int = 64, num_layers: int = 2,
+                 dropout: float = 0.1, mask_prob: float = 0.2, conv: int = 0,
+                 learn_decay: bool = True):
+        self.learn_decay = learn_decay
+        super().__init__(num_items, max_len, dim, num_layers, 1, dropout, mask_prob, conv)
+
+    attention_options = DecayedHydraRecUni.attention_options
+
+
+class LinearRecUni(SASRec):
+    """SASRec with elu+1 linear attention (Katharopoulos et al. 2020), causal."""
+
+    attention_kind = "linear"
+
+
+class LinearRecBi(BERT4Rec):
+    """BERT4Rec with elu+1 linear attention (Katharopoulos et al. 2020), bidirectional."""
+
+    attention_kind = "linear"
+
 
 MODELS = {
-    "sasrec": SASRec, "hydrarec-uni": HydraRecUni, "linrec-uni": LinearRecUni,
-    "bert4rec": BERT4Rec, "hydrarec-bi": HydraRecBi, "linrec-bi": LinearRecBi,
+    "sasrec": SASRec, "hydrarec-uni": HydraRecUni, "hydrarec-uni-decay": DecayedHydraRecUni,
+    "linrec-uni": LinearRecUni,
+    "bert4rec": BERT4Rec, "hydrarec-bi": HydraRecBi, "hydrarec-bi-decay": DecayedHydraRecBi,
+    "linrec-bi": LinearRecBi,
 }
 
 

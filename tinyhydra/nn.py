@@ -8,7 +8,7 @@ by looking at ``vars(self)``, so there is no registration step. ``module(x)`` ca
 Every attention module has the same interface,
 ``forward(x (B, L, D), causal: bool, key_mask (B, L) bool or None) -> (B, L, D)``,
 so :class:`TransformerBlock` (shared by SASRec and BERT4Rec) takes the attention
-kind as a string: ``"softmax"``, ``"hydra"`` or ``"linear"``.
+kind as a string: ``"softmax"``, ``"hydra"``, ``"decayed-hydra"`` or ``"linear"``.
 """
 from __future__ import annotations
 
@@ -19,13 +19,14 @@ import numpy as np
 from . import backend
 from . import functional as F
 from .attention import causal_mask
+from .conv import conv_offsets
 from .embedding import check_ids
-from .tensor import Tensor
+from .tensor import Tensor, no_grad
 
 __all__ = [
     "Parameter", "Module", "ModuleList", "Linear", "Embedding", "LayerNorm", "Dropout",
-    "FeedForward", "MultiHeadSoftmaxAttention", "HydraAttention", "LinearAttention",
-    "ATTENTION_KINDS", "make_attention", "TransformerBlock",
+    "FeedForward", "DepthwiseConv1d", "MultiHeadSoftmaxAttention", "HydraAttention",
+    "DecayedHydraAttention", "LinearAttention", "ATTENTION_KINDS", "make_attention", "TransformerBlock",
 ]
 
 
@@ -342,18 +343,42 @@ class FeedForward(Module):
         return self.fc2(self.dropout(_ACTIVATIONS[self.activation](self.fc1(x))))
 
 
+class DepthwiseConv1d(Module):
+    """Each feature mixes its ``width`` neighbours along the sequence (F.depthwise_conv1d);
+    causal taps look back only. Starts as the identity (the offset-0 tap 1, the rest 0)."""
+
+    def __init__(self, dim: int, width: int = 4, causal: bool = True):
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"DepthwiseConv1d: width must be >= 1, got {width}")
+        self.width, self.causal = width, causal
+        weight = np.zeros((width, dim), dtype=np.float32)
+        weight[conv_offsets(width, causal).index(0)] = 1.0
+        self.weight = Parameter(weight)
+        self.bias = Parameter(np.zeros(dim, dtype=np.float32))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.depthwise_conv1d(x, self.weight, self.bias, causal=self.causal)
+
+    def extra_repr(self):
+        return f"width={self.width}, causal={self.causal}"
+
+
 # -------------------------------------------------------------------- attention
 class _ProjectedAttention(Module):
     """What every attention kind shares: Q, K, V projections, an attention function on
     (B, L, D), dropout on its output (the fused kernels have no attention-probability
     dropout, so the attended values are dropped instead), and the output projection.
+    ``conv`` > 0 puts a :class:`DepthwiseConv1d` of that width (causal when ``causal``)
+    in front of the three projections.
 
     Subclasses implement ``attend(q, k, v, causal, key_mask) -> (B, L, D)``.
     """
 
-    def __init__(self, dim: int, dropout: float = 0.0):
+    def __init__(self, dim: int, dropout: float = 0.0, conv: int = 0, causal: bool = True):
         super().__init__()
         self.dim = dim
+        self.conv = DepthwiseConv1d(dim, conv, causal) if conv else None
         self.query = Linear(dim, dim)
         self.key = Linear(dim, dim)
         self.value = Linear(dim, dim)
@@ -368,6 +393,8 @@ class _ProjectedAttention(Module):
         if x.ndim != 3 or x.shape[-1] != self.dim:
             raise ValueError(
                 f"{type(self).__name__}: expected input of shape (B, L, {self.dim}), got {x.shape}")
+        if self.conv is not None:
+            x = self.conv(x)  # (B, L, D): local mixing before the projections
         context = self.attend(self.query(x), self.key(x), self.value(x), causal, key_mask)
         return self.out(self.dropout(context))
 
@@ -385,9 +412,9 @@ class MultiHeadSoftmaxAttention(_ProjectedAttention):
     under the causal mask) outputs 0.
     """
 
-    def __init__(self, dim: int, num_heads: int = 1, dropout: float = 0.0):
+    def __init__(self, dim: int, num_heads: int = 1, dropout: float = 0.0, **options):
         _check_heads(dim, num_heads)
-        super().__init__(dim, dropout)
+        super().__init__(dim, dropout, **options)
         self.num_heads = num_heads
 
     def _split_heads(self, x: Tensor) -> Tensor:
@@ -426,12 +453,63 @@ class HydraAttention(_ProjectedAttention):
         return f"dim={self.dim}"
 
 
+def half_life_decays(dim: int, longest: int) -> np.ndarray:
+    """Decays a_f = 2^(-1/h_f) with half-lives h_f spread log-uniformly from 1 to
+    ``longest`` positions (dim,), as LRU and RetNet spread theirs over time scales."""
+    half_lives = np.exp(np.linspace(0.0, math.log(max(longest, 1)), dim))
+    return 2.0 ** (-1.0 / half_lives)
+
+
+class DecayedHydraAttention(_ProjectedAttention):
+    """Hydra attention whose context forgets: ``F.decayed_hydra_attention`` with one decay
+    per feature (and per direction when bidirectional), decay = sigmoid(decay_logit).
+
+    The decays start at :func:`half_life_decays` (half-lives 1 .. ``max_len``); with
+    ``learn_decay=False`` they stay there (a fixed multi-scale decay, no parameter).
+    The layer is built for one direction: ``causal`` here must match the call's.
+    """
+
+    def __init__(self, dim: int, dropout: float = 0.0, conv: int = 0, causal: bool = True,
+                 max_len: int = 200, learn_decay: bool = True):
+        super().__init__(dim, dropout, conv=conv, causal=causal)
+        self.causal, self.learn_decay = causal, learn_decay
+        decays = half_life_decays(dim, max_len)
+        decays = decays if causal else np.stack([decays, decays])  # (D,) or (2, D)
+        logits = np.log(decays / (1.0 - decays)).astype(np.float32)
+        if learn_decay:
+            self.decay_logit = Parameter(logits)
+        else:
+            self._fixed_decay = decays.astype(np.float32)
+
+    def decay(self) -> Tensor:
+        """The decays in use, (D,) causal or (2, D), in [0, 1]."""
+        if self.learn_decay:
+            return F.sigmoid(self.decay_logit)
+        return Tensor(backend.to_device(self._fixed_decay, self.query.weight.device))
+
+    def half_lives(self) -> np.ndarray:
+        """log(1/2) / log(a): positions after which a feature's context weight halves."""
+        with no_grad():
+            decay = backend.as_numpy(self.decay().data).astype(np.float64)
+        with np.errstate(divide="ignore"):
+            return np.log(0.5) / np.log(np.clip(decay, 0.0, 1.0 - 1e-12))
+
+    def attend(self, q, k, v, causal, key_mask):
+        if causal != self.causal:
+            raise ValueError(f"DecayedHydraAttention was built with causal={self.causal} "
+                             f"but called with causal={causal}; build one per direction")
+        return F.decayed_hydra_attention(q, k, v, self.decay(), causal=causal, key_mask=key_mask)
+
+    def extra_repr(self):
+        return f"dim={self.dim}, causal={self.causal}, learn_decay={self.learn_decay}"
+
+
 class LinearAttention(_ProjectedAttention):
     """Linear attention with the elu+1 feature map (Katharopoulos et al. 2020), per head."""
 
-    def __init__(self, dim: int, num_heads: int = 1, dropout: float = 0.0):
+    def __init__(self, dim: int, num_heads: int = 1, dropout: float = 0.0, **options):
         _check_heads(dim, num_heads)
-        super().__init__(dim, dropout)
+        super().__init__(dim, dropout, **options)
         self.num_heads = num_heads
 
     def attend(self, q, k, v, causal, key_mask):
@@ -441,18 +519,22 @@ class LinearAttention(_ProjectedAttention):
         return f"dim={self.dim}, num_heads={self.num_heads}"
 
 
-ATTENTION_KINDS = ("softmax", "hydra", "linear")
+ATTENTION_KINDS = ("softmax", "hydra", "decayed-hydra", "linear")
 
 
-def make_attention(kind: str, dim: int, num_heads: int = 1, dropout: float = 0.0) -> Module:
-    """The attention module for ``kind``: "softmax", "hydra" (num_heads unused: one
-    head per feature) or "linear"."""
+def make_attention(kind: str, dim: int, num_heads: int = 1, dropout: float = 0.0,
+                   **options) -> Module:
+    """The attention module for ``kind``: "softmax", "hydra", "decayed-hydra" (num_heads
+    unused: one head per feature) or "linear". ``options``: ``conv`` and ``causal`` for
+    every kind, ``max_len`` and ``learn_decay`` for "decayed-hydra"."""
     if kind == "softmax":
-        return MultiHeadSoftmaxAttention(dim, num_heads, dropout)
+        return MultiHeadSoftmaxAttention(dim, num_heads, dropout, **options)
     if kind == "hydra":
-        return HydraAttention(dim, dropout)
+        return HydraAttention(dim, dropout, **options)
+    if kind == "decayed-hydra":
+        return DecayedHydraAttention(dim, dropout, **options)
     if kind == "linear":
-        return LinearAttention(dim, num_heads, dropout)
+        return LinearAttention(dim, num_heads, dropout, **options)
     raise ValueError(f"unknown attention kind {kind!r}; expected one of {ATTENTION_KINDS}")
 
 
@@ -474,10 +556,11 @@ class TransformerBlock(Module):
 
     def __init__(self, dim: int, num_heads: int = 1, attention: str = "softmax",
                  hidden: int | None = None, dropout: float = 0.0, activation: str = "relu",
-                 norm_first: bool = True):
+                 norm_first: bool = True, attention_options: dict | None = None):
         super().__init__()
         self.norm_first = norm_first
-        self.attention = make_attention(attention, dim, num_heads, dropout)
+        self.attention = make_attention(attention, dim, num_heads, dropout,
+                                        **(attention_options or {}))
         self.attention_norm = LayerNorm(dim)
         self.attention_dropout = Dropout(dropout)
         self.feed_forward = FeedForward(dim, hidden or dim, activation, dropout)

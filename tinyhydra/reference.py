@@ -25,7 +25,8 @@ from .tensor import Tensor
 
 __all__ = [
     "softmax_attention_reference", "hydra_attention_reference", "linear_attention_reference",
-    "cosine_feature_map", "hydra_feature_map", "elu_feature_map",
+    "decayed_hydra_attention_reference", "cosine_feature_map", "hydra_feature_map",
+    "elu_feature_map",
 ]
 
 
@@ -135,6 +136,52 @@ def hydra_attention_reference(q, k, v, causal=False, key_mask=None,
     weight = weight[..., None, :, :]  # (..., 1, L, S): the same for every feature f
     scores = q_f * k_f * _constant(weight, q_f)  # A (..., D, L, S)
     out = (scores @ v_f).reshape(*batch, features, q_len)  # (..., D, L)
+    return out.transpose(*to_heads)  # (..., L, D)
+
+
+def _decay_matrices(decay, length, causal) -> Tensor:
+    """W_f[i, t] = a0_f^(i-t) for t <= i, a1_f^(t-i) for t > i (0 when causal): (D, L, L).
+
+    Built as explicit powers (ops.Pow per lag, differentiable in the decay), summed
+    with 0/1 masks that select each lag's diagonal.
+    """
+    xp = backend.get_array_module(decay.data)
+    lag = xp.arange(length)[:, None] - xp.arange(length)[None, :]  # (L, L) i - t
+    earlier = decay if causal else decay[0]  # (D,)
+    matrices = None
+    for n in range(length):
+        terms = [(earlier, lag == n)]  # a0^n on the diagonal t = i - n
+        if not causal and n > 0:
+            terms.append((decay[1], lag == -n))  # a1^n on the diagonal t = i + n
+        for base, diagonal in terms:
+            power = ops.Pow.apply(base, exponent=n) if n else base * 0 + 1  # (D,), a^0 = 1
+            term = power.reshape(-1, 1, 1) * _constant(diagonal[None], power)  # (D, L, L)
+            matrices = term if matrices is None else matrices + term
+    return matrices
+
+
+def decayed_hydra_attention_reference(q, k, v, decay, causal=False, key_mask=None,
+                                      eps: float = HYDRA_EPS) -> Tensor:
+    """Decayed Hydra with its (D, L, L) decay matrices built explicitly:
+
+        A_f[i, t] = phi(q)_{i f} W_f[i, t] m_t phi(k)_{t f}          (..., D, L, L)
+        out[i, f] = sum_t A_f[i, t] v[t, f]
+
+    W from :func:`_decay_matrices`; decay (D,) causal, (2, D) bidirectional.
+    """
+    q, k, v, decay = _tensor(q), _tensor(k), _tensor(v), _tensor(decay)
+    check_qkv("decayed_hydra_attention_reference", q.data, k.data, v.data,
+              same_length=True, same_value_dim=True)
+    *batch, length, features = q.shape
+    ndim = q.ndim
+    to_heads = tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
+    q_f = cosine_feature_map(q, eps).transpose(*to_heads).reshape(*batch, features, length, 1)
+    k_f = cosine_feature_map(k, eps).transpose(*to_heads).reshape(*batch, features, 1, length)
+    v_f = v.transpose(*to_heads).reshape(*batch, features, length, 1)
+    keys = _key_weights(key_mask, False, length, length, q.data,
+                        "decayed_hydra_attention_reference", tuple(batch))[..., None, :, :]
+    scores = q_f * k_f * _decay_matrices(decay, length, causal) * _constant(keys, q_f)
+    out = (scores @ v_f).reshape(*batch, features, length)  # (..., D, L)
     return out.transpose(*to_heads)  # (..., L, D)
 
 

@@ -1,0 +1,202 @@
+r"""Decayed Hydra attention: Hydra whose context forgets, one decay per feature.
+
+Plain Hydra's causal context kv_i = sum_{t<=i} phi(k_t) * v_t weighs the first item
+of a history as much as the last one, and its bidirectional context is one global sum
+that is the same for every position. Decayed Hydra gives every feature f a decay
+a_f in [0, 1] (its half-life is log(1/2) / log(a_f) positions)::
+
+    causal:         kv_i = sum_{t<=i} a^(i-t) u_t                     decay a (D,)
+    bidirectional:  kv_i = sum_{t<=i} a0^(i-t) u_t + sum_{t>i} a1^(t-i) u_t
+                                                                      decay (a0, a1) (2, D)
+    u_t = m_t phi(k_t) * v_t,    out_i = phi(q_i) * kv_i              (* over the D features)
+
+a = 1 is plain Hydra in both directions, a1 = 0 the causal form. The causal kv is the
+state of a diagonal linear recurrence kv_i = a * kv_{i-1} + u_i, the recurrence of
+LRU (Orvieto et al. 2023), LRURec and RetNet's retention with one decay per channel.
+
+The recurrence has a Python loop over L; the parallel form (the (D, L, L) matrices
+W_f[i, t] = a_f^(i-t)) has L^2 memory. :func:`decayed_cumsum` is between the two:
+the sequence is cut into chunks of ``CHUNK`` positions, each chunk is multiplied by
+the small (D, C, C) decay matrix, and the states carried from chunk to chunk are
+themselves a decayed prefix sum (with decay a^C) over L / C chunk totals, computed the
+same way. That is log_C(L) levels of O(L D C) work and O(L D) memory, with every
+power a^n taken at n >= 0, so nothing overflows (the a^i * cumsum(a^-t u_t) trick
+overflows for small a). The quadratic twin is
+:func:`tinyhydra.reference.decayed_hydra_attention_reference`.
+"""
+from __future__ import annotations
+
+from . import backend
+from .attention import as_bool_mask, check_qkv
+from .hydra import HYDRA_EPS, l2_normalize, l2_normalize_backward
+from .tensor import Function, Tensor
+
+__all__ = ["decayed_hydra_attention", "DecayedHydraAttentionFunction", "decayed_cumsum",
+           "reverse_decayed_cumsum", "CHUNK"]
+
+CHUNK = 16  # positions per chunk: 2 C flops per element in the chunk matmuls
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _within_chunks(x, decay):
+    """y[..., i, f] = sum_{j<=i} a_f^(i-j) x[..., j, f] inside each length-C block.
+
+    x (..., C, D), decay (D,). The decay matrix W_f[i, j] = a_f^(i-j) [j <= i] is
+    (D, C, C); the features become the batch axis of one matmul.
+    """
+    xp = backend.get_array_module(x)
+    *lead, length, dim = x.shape
+    lag = xp.arange(length)[:, None] - xp.arange(length)[None, :]  # (C, C) i - j
+    weight = decay[:, None, None] ** xp.maximum(lag, 0)  # (D, C, C), a^0 = 1 also for a = 0
+    weight = xp.where(lag >= 0, weight, 0).astype(x.dtype)
+    columns = x.reshape(-1, length, dim).transpose(2, 1, 0)  # (D, C, M)
+    y = weight @ columns  # (D, C, M)
+    return y.transpose(2, 1, 0).reshape(*lead, length, dim)
+
+
+def decayed_cumsum(x, decay, chunk=CHUNK):
+    """y_i = sum_{t<=i} a^(i-t) x_t along axis -2 (the recurrence y_i = a y_{i-1} + x_i).
+
+    x (..., L, D), decay (D,) in [0, 1] (a = 1: cumsum; a = 0: y = x). Chunked, see
+    the module docstring: inside chunk c, y = W x_c + a^(i+1) * s_c, where the state
+    s_c = y at the end of chunk c-1 is the decayed prefix sum of the chunk totals with
+    decay a^C, computed by a recursive call.
+    """
+    xp = backend.get_array_module(x)
+    length, dim = x.shape[-2:]
+    if length <= chunk:
+        return _within_chunks(x, decay)
+    count = -(-length // chunk)  # chunks, the last one zero-padded at the end
+    pad = count * chunk - length
+    if pad:
+        x = xp.concatenate([x, xp.zeros(x.shape[:-2] + (pad, dim), dtype=x.dtype)], axis=-2)
+    inner = _within_chunks(x.reshape(x.shape[:-2] + (count, chunk, dim)), decay)  # (..., n, C, D)
+    totals = decayed_cumsum(inner[..., -1, :], decay**chunk, chunk)  # (..., n, D)
+    carried = xp.zeros_like(totals)  # state entering chunk c: y at the end of chunk c-1
+    carried[..., 1:, :] = totals[..., :-1, :]
+    steps = decay[None, :] ** xp.arange(1, chunk + 1)[:, None]  # (C, D) a^(i+1)
+    y = inner + steps.astype(x.dtype) * carried[..., :, None, :]  # (..., n, C, D)
+    return y.reshape(x.shape)[..., :length, :]
+
+
+def reverse_decayed_cumsum(x, decay, chunk=CHUNK):
+    """r_t = sum_{i>=t} a^(i-t) x_i: the adjoint (transpose) of :func:`decayed_cumsum`."""
+    xp = backend.get_array_module(x)
+    return xp.flip(decayed_cumsum(xp.flip(x, -2), decay, chunk), -2)
+
+
+def _lag_one_dot(a, b):
+    """sum over every axis but the last of a_t * b_{t-1} (t along axis -2): (D,)."""
+    return (a[..., 1:, :] * b[..., :-1, :]).reshape(-1, a.shape[-1]).sum(axis=0)
+
+
+class DecayedHydraAttentionFunction(Function):
+    r"""Fused decayed Hydra attention, O(L D) memory, hand-written backward.
+
+    Write P_a for the lower-triangular (L, L) matrix P_a[i, t] = a^(i-t) (t <= i), one
+    per feature, so that P_a x = decayed_cumsum(x, a) and P_a^T x =
+    reverse_decayed_cumsum(x, a). The strictly-later part is P_a^T - I. Forward::
+
+        u   = where(m, phi(K) * V, 0)                       (..., L, D)
+        y   = P_a0 u;  kv = y                               causal
+        r   = P_a1^T u;  kv = y + r - u                     bidirectional
+        out = phi(Q) * kv
+
+    Backward, for G = dL/dout and h = G * phi(Q)::
+
+        dphi(Q) = G * kv
+        du      = P_a0^T h                  (+ P_a1 h - h, bidirectional)
+        dV      = where(m, du * phi(K), 0);  dphi(K) = where(m, du * V, 0)
+        da0     = sum_t (P_a0^T h)_t y_{t-1}
+        da1     = sum_t r_t (P_a1 h)_{t-1}
+
+    The decay gradients follow from d(P_a)/da = sum_t e_t e_{t-1}^T-shifted powers:
+    h^T (dP_a/da) x = sum_{i, t<i} h_i (i-t) a^(i-t-1) x_t = sum_t (P_a^T h)_t (P_a x)_{t-1}
+    (expand both sides; the count of paths t -> s -> i with s between is i - t). For the
+    later part h^T d(P_a^T)/da u is the same identity with h and u swapped. Sums run over
+    every leading axis, since a decay is shared by the whole batch. Masked keys are
+    removed with ``where``, so a NaN or inf there reaches neither the output nor a
+    gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, decay, causal=False, key_mask=None, eps=HYDRA_EPS):
+        xp = backend.get_array_module(q)
+        q_hat, q_norm, q_above = l2_normalize(q, eps)
+        k_hat, k_norm, k_above = l2_normalize(k, eps)
+        u = k_hat * v  # (..., L, D)
+        if key_mask is not None:
+            u = xp.where(key_mask[..., None], u, 0)
+        decay = decay.astype(q.dtype)
+        causal_decay = decay if causal else decay[0]
+        kv = y = decayed_cumsum(u, causal_decay)  # (..., L, D)
+        later = None
+        if not causal:
+            later = reverse_decayed_cumsum(u, decay[1])
+            kv = y + later - u
+        ctx.causal, ctx.key_mask = causal, key_mask
+        ctx.save_for_backward(q_hat, q_norm, q_above, k_hat, k_norm, k_above, v, decay, kv, y, later)
+        return q_hat * kv
+
+    @staticmethod
+    def backward(ctx, g):
+        q_hat, q_norm, q_above, k_hat, k_norm, k_above, v, decay, kv, y, later = ctx.saved_tensors
+        xp = backend.get_array_module(g)
+        need_q, need_k, need_v, need_decay = ctx.needs_input_grad[:4]
+        grad_q = grad_k = grad_v = grad_decay = None
+        if need_q:
+            grad_q = l2_normalize_backward(q_hat, q_norm, q_above, g * kv)
+        if need_k or need_v or need_decay:
+            h = g * q_hat  # dL/dkv
+            earlier_adjoint = reverse_decayed_cumsum(h, decay if ctx.causal else decay[0])
+            grad_u = earlier_adjoint
+            if ctx.causal:
+                grad_decay = _lag_one_dot(earlier_adjoint, y)
+            else:
+                later_adjoint = decayed_cumsum(h, decay[1])
+                grad_u = earlier_adjoint + later_adjoint - h
+                grad_decay = xp.stack([_lag_one_dot(earlier_adjoint, y),
+                                       _lag_one_dot(later, later_adjoint)])
+            real = None if ctx.key_mask is None else ctx.key_mask[..., None]
+            if need_v:
+                grad_v = grad_u * k_hat
+                if real is not None:
+                    grad_v = xp.where(real, grad_v, 0)
+            if need_k:
+                grad_k = l2_normalize_backward(k_hat, k_norm, k_above, grad_u * v)
+                if real is not None:
+                    grad_k = xp.where(real, grad_k, 0)
+        return grad_q, grad_k, grad_v, grad_decay
+
+
+def decayed_hydra_attention(q, k, v, decay, causal=False, key_mask=None, eps=HYDRA_EPS) -> Tensor:
+    """Hydra attention whose context decays with distance. See
+    :class:`DecayedHydraAttentionFunction` for the maths.
+
+    q, k, v (..., L, D) Tensors; ``decay`` a Tensor or array of values in [0, 1]:
+    (D,) when ``causal``, (2, D) otherwise (row 0 for earlier keys, row 1 for later
+    ones); ``key_mask`` bool (..., L), True = real item. Output (..., L, D).
+    Gradients reach q, k, v and decay.
+    """
+    q_raw, k_raw, v_raw = _raw(q), _raw(k), _raw(v)
+    check_qkv("decayed_hydra_attention", q_raw, k_raw, v_raw, same_length=True, same_value_dim=True)
+    decay_raw = _raw(decay)
+    if not hasattr(decay_raw, "shape"):
+        decay = decay_raw = backend.get_array_module(q_raw).asarray(decay_raw, dtype=q_raw.dtype)
+    dim = q_raw.shape[-1]
+    expected = (dim,) if causal else (2, dim)
+    if tuple(decay_raw.shape) != expected:
+        form = "causal: one decay per feature" if causal else "bidirectional: (earlier, later) rows"
+        raise ValueError(f"decayed_hydra_attention: decay must have shape {expected} ({form}), "
+                         f"got {tuple(decay_raw.shape)}")
+    if backend.device_of(decay_raw) == "cpu" and not ((decay_raw >= 0) & (decay_raw <= 1)).all():
+        raise ValueError("decayed_hydra_attention: decay values must lie in [0, 1] (1 = plain "
+                         "Hydra, 0 = only the current item); e.g. pass sigmoid(theta)")
+    if key_mask is not None:
+        key_mask = as_bool_mask(key_mask, "key_mask", k_raw.shape[:-1], q_raw,
+                                "decayed_hydra_attention")
+    return DecayedHydraAttentionFunction.apply(q, k, v, decay, causal=bool(causal),
+                                               key_mask=key_mask, eps=eps)
