@@ -216,3 +216,22 @@ def test_layer_starts_with_half_lives_from_one_to_max_len():
     fixed = nn.DecayedHydraAttention(8, causal=True, max_len=50, learn_decay=False)
     assert fixed.num_parameters() == layer.num_parameters() - 16
     np.testing.assert_allclose(fixed.half_lives()[[0, -1]], [1.0, 50.0], rtol=1e-3)
+
+
+def test_plot_half_lives_reads_a_run_folder(tmp_path):
+    """scripts/plot_half_lives.py on a run folder holding a fresh model's best.npz: the
+    half-lives it reports are the initial spread, per layer and direction."""
+    from tinyhydra import checkpoint, models
+
+    from .scripts import load_script
+
+    model = models.DecayedHydraRecBi(20, max_len=30, dim=6, num_layers=2)
+    run = tmp_path / "run"
+    run.mkdir()
+    checkpoint.save(model.state_dict(), run / "best.npz")
+    found = load_script("scripts", "plot_half_lives").main([str(run), "--out", str(tmp_path / "h.png")])
+    assert (tmp_path / "h.png").stat().st_size > 0
+    layers = found[run]
+    assert sorted(layers) == ["blocks.0.attention.decay_logit", "blocks.1.attention.decay_logit"]
+    for values in layers.values():
+        np.testing.assert_allclose(values, model.blocks[0].attention.half_lives(), rtol=1e-6)

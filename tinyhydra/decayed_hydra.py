@@ -26,15 +26,34 @@ overflows for small a). The quadratic twin is
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import backend
 from .attention import as_bool_mask, check_qkv
 from .hydra import HYDRA_EPS, l2_normalize, l2_normalize_backward
+from .ops import Sigmoid
 from .tensor import Function, Tensor
 
 __all__ = ["decayed_hydra_attention", "DecayedHydraAttentionFunction", "decayed_cumsum",
-           "reverse_decayed_cumsum", "CHUNK"]
+           "reverse_decayed_cumsum", "half_life", "learned_half_lives", "CHUNK"]
 
 CHUNK = 16  # positions per chunk: 2 C flops per element in the chunk matmuls
+
+
+def half_life(decay):
+    """Positions after which a weight a^n has halved: n = log(1/2) / log(a) (inf at a = 1).
+
+    Host arrays in, host arrays out (for reports and plots)."""
+    decay = np.clip(np.asarray(decay, dtype=np.float64), 0.0, 1.0)
+    with np.errstate(divide="ignore"):
+        return np.log(0.5) / np.log(decay)
+
+
+def learned_half_lives(state: dict) -> dict:
+    """{parameter name: half-lives} of every ``decay_logit`` in a model's ``state_dict()``
+    (or a run's best.npz / checkpoint "model"): (D,) causal, (2, D) bidirectional."""
+    return {name: half_life(Sigmoid.apply(Tensor(np.asarray(logit, dtype=np.float64))).data)
+            for name, logit in state.items() if name.endswith("decay_logit")}
 
 
 def _raw(x):

@@ -20,6 +20,7 @@ from . import backend
 from . import functional as F
 from .attention import causal_mask
 from .conv import conv_offsets
+from .decayed_hydra import half_life
 from .embedding import check_ids
 from .tensor import Tensor, no_grad
 
@@ -490,9 +491,7 @@ class DecayedHydraAttention(_ProjectedAttention):
     def half_lives(self) -> np.ndarray:
         """log(1/2) / log(a): positions after which a feature's context weight halves."""
         with no_grad():
-            decay = backend.as_numpy(self.decay().data).astype(np.float64)
-        with np.errstate(divide="ignore"):
-            return np.log(0.5) / np.log(np.clip(decay, 0.0, 1.0 - 1e-12))
+            return half_life(backend.as_numpy(self.decay().data))
 
     def attend(self, q, k, v, causal, key_mask):
         if causal != self.causal:
