@@ -3,9 +3,9 @@
 One forward AND backward of the attention op alone, causal, float32 q, k, v of shape
 (B, L, D) = (2, L, 64), a fixed random cotangent, one thread for both libraries
 (set OPENBLAS_NUM_THREADS=1 in the environment: NumPy reads it when it loads). The
-PyTorch side is written with the same algorithm (cosine feature map, cumsum; for the
-decayed form the same chunked decayed prefix sum, chunk 16) and differentiated by
-torch.autograd. Lengths are the outer loop and the four runs the inner one, so drift in
+PyTorch side computes the same maths (cosine feature map; torch.cumsum for plain Hydra;
+for the decayed form the two-level prefix sum of tinyhydra.scan, as PyTorch has no
+decayed cumsum) and is differentiated by torch.autograd. Lengths are the outer loop and the four runs the inner one, so drift in
 the machine's load hits all alike; each figure is the median of ``--repeats`` runs.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/hydra_vs_torch.py
@@ -15,6 +15,7 @@ Needs PyTorch (``pip install torch``); prints a table and writes hydra_vs_torch.
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ import common  # noqa: E402
 import numpy as np  # noqa: E402
 
 from tinyhydra import functional as F  # noqa: E402
-from tinyhydra.decayed_hydra import CHUNK  # noqa: E402
+from tinyhydra.scan import DIRECT  # noqa: E402
 from tinyhydra.tensor import Tensor  # noqa: E402
 
 
@@ -43,29 +44,30 @@ class Config:
 
 
 # ------------------------------------------------------------------ the PyTorch side
-def torch_decayed_cumsum(torch, x, decay, chunk=CHUNK):
-    """y_i = sum_{t<=i} a^(i-t) x_t along dim -2 for a (D,): chunk matrices, states carried."""
+def torch_prefix_sum(torch, x, decay):
+    """y_i = a y_{i-1} + x_i along dim -2, a (D,): tinyhydra.scan's two levels (a loop over
+    the ~sqrt(L) positions of a chunk, then the states carried between chunks)."""
     length, dim = x.shape[-2:]
-    lag = torch.arange(min(length, chunk))
-    lag = lag[:, None] - lag[None, :]
-    weight = torch.where(lag >= 0, decay[:, None, None] ** lag.clamp(min=0), 0.0)  # (D, C, C)
-    if length <= chunk:
-        return torch.einsum("dij,...jd->...id", weight, x)
+    chunk = length if length <= DIRECT else max(DIRECT, math.isqrt(length))
     count = -(-length // chunk)
     x = torch.nn.functional.pad(x, (0, 0, 0, count * chunk - length))
-    inner = torch.einsum("dij,...njd->...nid", weight, x.reshape(*x.shape[:-2], count, chunk, dim))
-    totals = torch_decayed_cumsum(torch, inner[..., -1, :], decay**chunk, chunk)  # (..., n, D)
-    carried = torch.nn.functional.pad(totals[..., :-1, :], (0, 0, 1, 0))
-    steps = decay[None, :] ** torch.arange(1, chunk + 1)[:, None]  # (C, D)
-    y = inner + steps * carried[..., :, None, :]
-    return y.reshape(x.shape)[..., :length, :]
+    x = x.reshape(*x.shape[:-2], count, chunk, dim)  # (..., n, C, D)
+    rows = [x[..., 0, :]]
+    for j in range(1, chunk):  # out-of-place, so autograd can go back through it
+        rows.append(x[..., j, :] + decay * rows[-1])
+    y = torch.stack(rows, dim=-2)
+    if count > 1:
+        ends = torch_prefix_sum(torch, y[..., -1, :], decay**chunk)  # (..., n, D)
+        carried = torch.nn.functional.pad(ends[..., :-1, :], (0, 0, 1, 0))[..., None, :]
+        y = y + carried * decay ** torch.arange(1, chunk + 1)[:, None]  # a^(j+1) * state
+    return y.reshape(*y.shape[:-3], count * chunk, dim)[..., :length, :]
 
 
 def torch_hydra(torch, q, k, v, decay=None):
     """Causal (decayed) Hydra: phi(q) * cumsum(phi(k) * v), autograd for the backward."""
     normalize = torch.nn.functional.normalize
     u = normalize(k, dim=-1, eps=1e-12) * v  # (B, L, D)
-    kv = u.cumsum(-2) if decay is None else torch_decayed_cumsum(torch, u, decay)
+    kv = u.cumsum(-2) if decay is None else torch_prefix_sum(torch, u, decay)
     return normalize(q, dim=-1, eps=1e-12) * kv
 
 

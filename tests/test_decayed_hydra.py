@@ -17,7 +17,6 @@ import tinyhydra as th
 from tinyhydra import backend
 from tinyhydra import functional as F
 from tinyhydra import nn
-from tinyhydra.decayed_hydra import CHUNK, decayed_cumsum, reverse_decayed_cumsum
 from tinyhydra.reference import decayed_hydra_attention_reference
 
 from .strategies import qkv_case
@@ -29,41 +28,12 @@ def leaves(*arrays, dtype=np.float64):
     return [th.Tensor(np.array(a, dtype=dtype), requires_grad=True) for a in arrays]
 
 
-def loop_decayed_cumsum(x, decay):
-    """The recurrence y_i = a y_{i-1} + x_i, one position at a time."""
-    y, state = np.zeros_like(x), np.zeros(x.shape[:-2] + x.shape[-1:])
-    for i in range(x.shape[-2]):
-        state = decay * state + x[..., i, :]
-        y[..., i, :] = state
-    return y
-
-
 @st.composite
 def decays(draw, shape):
     """Decays in [0, 1] with the edges 0 and 1 drawn often."""
     values = st.sampled_from([0.0, 1.0]) | st.floats(0.0, 1.0)
     return np.array(draw(st.lists(values, min_size=int(np.prod(shape)),
                                   max_size=int(np.prod(shape))))).reshape(shape)
-
-
-# ---------------------------------------------------------------- decayed prefix sum
-@pytest.mark.parametrize("length", [1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 5, CHUNK**2 + 7])
-def test_decayed_cumsum_is_the_recurrence(length, rng):
-    x = rng.standard_normal((2, length, 4))
-    decay = np.array([0.0, 0.3, 0.97, 1.0])
-    np.testing.assert_allclose(decayed_cumsum(x, decay), loop_decayed_cumsum(x, decay),
-                               rtol=1e-12, atol=1e-11)
-    np.testing.assert_allclose(decayed_cumsum(x, np.ones(4)), np.cumsum(x, axis=-2), atol=1e-11)
-
-
-@pytest.mark.parametrize("length", [5, 3 * CHUNK + 2])
-def test_reverse_decayed_cumsum_is_the_adjoint(length, rng):
-    """<P x, y> = <x, P^T y>: the backward of a decayed prefix sum is the reversed one."""
-    x, y = rng.standard_normal((2, 3, length, 4))
-    decay = rng.uniform(0, 1, 4)
-    lhs = np.sum(decayed_cumsum(x, decay) * y)
-    rhs = np.sum(x * reverse_decayed_cumsum(y, decay))
-    assert abs(lhs - rhs) < 1e-10 * max(1.0, abs(lhs))
 
 
 # ------------------------------------------------------------- against the reference

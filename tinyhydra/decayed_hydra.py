@@ -14,14 +14,11 @@ a = 1 is plain Hydra in both directions, a1 = 0 the causal form. The causal kv i
 state of a diagonal linear recurrence kv_i = a * kv_{i-1} + u_i, the recurrence of
 LRU (Orvieto et al. 2023), LRURec and RetNet's retention with one decay per channel.
 
-The recurrence has a Python loop over L; the parallel form (the (D, L, L) matrices
-W_f[i, t] = a_f^(i-t)) has L^2 memory. :func:`decayed_cumsum` is between the two:
-the sequence is cut into chunks of ``CHUNK`` positions, each chunk is multiplied by
-the small (D, C, C) decay matrix, and the states carried from chunk to chunk are
-themselves a decayed prefix sum (with decay a^C) over L / C chunk totals, computed the
-same way. That is log_C(L) levels of O(L D C) work and O(L D) memory, with every
-power a^n taken at n >= 0, so nothing overflows (the a^i * cumsum(a^-t u_t) trick
-overflows for small a). The quadratic twin is
+Run one position at a time, the recurrence is a Python loop over L; the parallel form
+(the (D, L, L) matrices W_f[i, t] = a_f^(i-t)) needs L^2 memory. The fused op uses
+:func:`tinyhydra.scan.prefix_sum`, which runs the recurrence in two levels, inside
+chunks of about sqrt(L) positions and then across them: O(L D) time and memory, and no
+negative power of a, so nothing overflows for small decays. The quadratic twin is
 :func:`tinyhydra.reference.decayed_hydra_attention_reference`.
 """
 from __future__ import annotations
@@ -32,13 +29,11 @@ from . import backend
 from .attention import as_bool_mask, check_qkv
 from .hydra import HYDRA_EPS, l2_normalize, l2_normalize_backward
 from .ops import Sigmoid
+from .scan import prefix_sum, reverse_prefix_sum
 from .tensor import Function, Tensor
 
-__all__ = ["decayed_hydra_attention", "DecayedHydraAttentionFunction", "decayed_cumsum",
-           "reverse_decayed_cumsum", "half_life", "learned_half_lives", "CHUNK"]
-
-CHUNK = 16  # positions per chunk: 2 C flops per element in the chunk matmuls
-
+__all__ = ["decayed_hydra_attention", "DecayedHydraAttentionFunction", "half_life",
+           "learned_half_lives"]
 
 def half_life(decay):
     """Positions after which a weight a^n has halved: n = log(1/2) / log(a) (inf at a = 1).
@@ -60,53 +55,6 @@ def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def _within_chunks(x, decay):
-    """y[..., i, f] = sum_{j<=i} a_f^(i-j) x[..., j, f] inside each length-C block.
-
-    x (..., C, D), decay (D,). The decay matrix W_f[i, j] = a_f^(i-j) [j <= i] is
-    (D, C, C); the features become the batch axis of one matmul.
-    """
-    xp = backend.get_array_module(x)
-    *lead, length, dim = x.shape
-    lag = xp.arange(length)[:, None] - xp.arange(length)[None, :]  # (C, C) i - j
-    weight = decay[:, None, None] ** xp.maximum(lag, 0)  # (D, C, C), a^0 = 1 also for a = 0
-    weight = xp.where(lag >= 0, weight, 0).astype(x.dtype)
-    columns = x.reshape(-1, length, dim).transpose(2, 1, 0)  # (D, C, M)
-    y = weight @ columns  # (D, C, M)
-    return y.transpose(2, 1, 0).reshape(*lead, length, dim)
-
-
-def decayed_cumsum(x, decay, chunk=CHUNK):
-    """y_i = sum_{t<=i} a^(i-t) x_t along axis -2 (the recurrence y_i = a y_{i-1} + x_i).
-
-    x (..., L, D), decay (D,) in [0, 1] (a = 1: cumsum; a = 0: y = x). Chunked, see
-    the module docstring: inside chunk c, y = W x_c + a^(i+1) * s_c, where the state
-    s_c = y at the end of chunk c-1 is the decayed prefix sum of the chunk totals with
-    decay a^C, computed by a recursive call.
-    """
-    xp = backend.get_array_module(x)
-    length, dim = x.shape[-2:]
-    if length <= chunk:
-        return _within_chunks(x, decay)
-    count = -(-length // chunk)  # chunks, the last one zero-padded at the end
-    pad = count * chunk - length
-    if pad:
-        x = xp.concatenate([x, xp.zeros(x.shape[:-2] + (pad, dim), dtype=x.dtype)], axis=-2)
-    inner = _within_chunks(x.reshape(x.shape[:-2] + (count, chunk, dim)), decay)  # (..., n, C, D)
-    totals = decayed_cumsum(inner[..., -1, :], decay**chunk, chunk)  # (..., n, D)
-    carried = xp.zeros_like(totals)  # state entering chunk c: y at the end of chunk c-1
-    carried[..., 1:, :] = totals[..., :-1, :]
-    steps = decay[None, :] ** xp.arange(1, chunk + 1)[:, None]  # (C, D) a^(i+1)
-    y = inner + steps.astype(x.dtype) * carried[..., :, None, :]  # (..., n, C, D)
-    return y.reshape(x.shape)[..., :length, :]
-
-
-def reverse_decayed_cumsum(x, decay, chunk=CHUNK):
-    """r_t = sum_{i>=t} a^(i-t) x_i: the adjoint (transpose) of :func:`decayed_cumsum`."""
-    xp = backend.get_array_module(x)
-    return xp.flip(decayed_cumsum(xp.flip(x, -2), decay, chunk), -2)
-
-
 def _lag_one_dot(a, b):
     """sum over every axis but the last of a_t * b_{t-1} (t along axis -2): (D,)."""
     return (a[..., 1:, :] * b[..., :-1, :]).reshape(-1, a.shape[-1]).sum(axis=0)
@@ -116,8 +64,8 @@ class DecayedHydraAttentionFunction(Function):
     r"""Fused decayed Hydra attention, O(L D) memory, hand-written backward.
 
     Write P_a for the lower-triangular (L, L) matrix P_a[i, t] = a^(i-t) (t <= i), one
-    per feature, so that P_a x = decayed_cumsum(x, a) and P_a^T x =
-    reverse_decayed_cumsum(x, a). The strictly-later part is P_a^T - I. Forward::
+    per feature, so that P_a x = prefix_sum(x, a) and P_a^T x = reverse_prefix_sum(x, a)
+    (:mod:`tinyhydra.scan`). The strictly-later part is P_a^T - I. Forward::
 
         u   = where(m, phi(K) * V, 0)                       (..., L, D)
         y   = P_a0 u;  kv = y                               causal
@@ -151,10 +99,10 @@ class DecayedHydraAttentionFunction(Function):
             u = xp.where(key_mask[..., None], u, 0)
         decay = decay.astype(q.dtype)
         causal_decay = decay if causal else decay[0]
-        kv = y = decayed_cumsum(u, causal_decay)  # (..., L, D)
+        kv = y = prefix_sum(u, causal_decay)  # (..., L, D)
         later = None
         if not causal:
-            later = reverse_decayed_cumsum(u, decay[1])
+            later = reverse_prefix_sum(u, decay[1])
             kv = y + later - u
         ctx.causal, ctx.key_mask = causal, key_mask
         ctx.save_for_backward(q_hat, q_norm, q_above, k_hat, k_norm, k_above, v, decay, kv, y, later)
@@ -170,12 +118,12 @@ class DecayedHydraAttentionFunction(Function):
             grad_q = l2_normalize_backward(q_hat, q_norm, q_above, g * kv)
         if need_k or need_v or need_decay:
             h = g * q_hat  # dL/dkv
-            earlier_adjoint = reverse_decayed_cumsum(h, decay if ctx.causal else decay[0])
+            earlier_adjoint = reverse_prefix_sum(h, decay if ctx.causal else decay[0])
             grad_u = earlier_adjoint
             if ctx.causal:
                 grad_decay = _lag_one_dot(earlier_adjoint, y)
             else:
-                later_adjoint = decayed_cumsum(h, decay[1])
+                later_adjoint = prefix_sum(h, decay[1])
                 grad_u = earlier_adjoint + later_adjoint - h
                 grad_decay = xp.stack([_lag_one_dot(earlier_adjoint, y),
                                        _lag_one_dot(later, later_adjoint)])

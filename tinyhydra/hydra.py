@@ -19,7 +19,8 @@ phi(q_i) . z_i in the denominator: the cosine kernel already bounds every term.
 from __future__ import annotations
 
 from . import backend
-from .attention import _raw, as_bool_mask, check_qkv, reverse_cumsum
+from .attention import _raw, as_bool_mask, check_qkv
+from .scan import prefix_sum, reverse_prefix_sum
 from .tensor import Function, Tensor
 
 __all__ = ["hydra_attention", "HydraAttention", "HYDRA_EPS", "l2_normalize"]
@@ -97,7 +98,7 @@ class HydraAttention(Function):
             k_hat *= key_weight
         kv = k_hat * v  # (..., L, D)
         if causal:
-            kv = xp.cumsum(kv, axis=-2)  # (..., L, D)
+            kv = prefix_sum(kv)  # (..., L, D) the cumsum over t (tinyhydra.scan)
         else:
             kv = kv.sum(axis=-2, keepdims=True)  # (..., 1, D)
         ctx.causal = causal
@@ -115,7 +116,7 @@ class HydraAttention(Function):
         if need_k or need_v:
             d_kv = g * q_hat
             if ctx.causal:
-                d_kv = reverse_cumsum(d_kv, axis=-2)  # (..., L, D)
+                d_kv = reverse_prefix_sum(d_kv)  # (..., L, D)
             else:
                 d_kv = d_kv.sum(axis=-2, keepdims=True)  # (..., 1, D)
             if need_v:

@@ -1,0 +1,54 @@
+"""Plain and decayed prefix sums along the sequence axis (tinyhydra.scan), against the
+recurrence run one position at a time, and the reversed sum as their adjoint."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinyhydra.scan import DIRECT, prefix_sum, reverse_prefix_sum
+
+
+def loop_prefix_sum(x, decay):
+    """The recurrence y_i = a y_{i-1} + x_i, one position at a time."""
+    y, state = np.zeros_like(x), np.zeros(x.shape[:-2] + x.shape[-1:], dtype=x.dtype)
+    for i in range(x.shape[-2]):
+        state = decay * state + x[..., i, :]
+        y[..., i, :] = state
+    return y
+
+
+# lengths around the chunk edges: one chunk, several, a padded last chunk, three levels
+LENGTHS = [1, 2, DIRECT, DIRECT + 1, 3 * DIRECT + 5, 1200, 40_000]
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+def test_is_the_recurrence(length, rng):
+    x = rng.standard_normal((2, length, 4))
+    decay = np.array([0.0, 0.3, 0.97, 1.0])
+    np.testing.assert_allclose(prefix_sum(x, decay), loop_prefix_sum(x, decay), rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(prefix_sum(x), np.cumsum(x, axis=-2), rtol=1e-10, atol=1e-9)
+    assert prefix_sum(x).shape == x.shape
+
+
+@settings(deadline=None, max_examples=25)
+@given(length=st.integers(1, 300), decays=st.lists(st.sampled_from([0.0, 1.0]) | st.floats(0, 1),
+                                                     min_size=3, max_size=3))
+def test_reverse_is_the_adjoint(length, decays):
+    """<P x, y> = <x, P^T y>: the backward of a decayed prefix sum is the reversed one."""
+    rng = np.random.default_rng(length)
+    x, y = rng.standard_normal((2, 2, length, 3))
+    decay = np.array(decays)
+    lhs = np.sum(prefix_sum(x, decay) * y)
+    rhs = np.sum(x * reverse_prefix_sum(y, decay))
+    assert abs(lhs - rhs) <= 1e-9 * max(1.0, abs(lhs))
+    np.testing.assert_allclose(reverse_prefix_sum(y, decay),
+                               loop_prefix_sum(y[..., ::-1, :], decay)[..., ::-1, :], atol=1e-9)
+
+
+def test_float32_keeps_its_dtype_and_small_decays_stay_finite(rng):
+    x = rng.standard_normal((1, 5000, 3)).astype(np.float32)
+    decay = np.array([1e-3, 0.5, 1.0], dtype=np.float32)
+    y = prefix_sum(x, decay)
+    assert y.dtype == np.float32 and np.all(np.isfinite(y))
+    np.testing.assert_allclose(y, loop_prefix_sum(x.astype(np.float64), decay.astype(np.float64)),
+                               rtol=1e-3, atol=1e-2)
