@@ -14,13 +14,15 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinyhydra as th
-from tinyhydra.attention import LinearAttention, causal_mask, linear_attention, softmax_attention
 from tinyhydra.hydra import hydra_attention
+from tinyhydra.linear_attention import LinearAttention, linear_attention
+from tinyhydra.masking import causal_mask
 from tinyhydra.reference import (
     hydra_attention_reference,
     linear_attention_reference,
     softmax_attention_reference,
 )
+from tinyhydra.softmax_attention import softmax_attention
 
 from .strategies import attention_shapes, bool_masks, heads_for, qkv_case
 

@@ -101,7 +101,7 @@ def test_train_step_quick(train_step, tmp_path):
         assert positive_finite(saved["flops"][kind]["matmul_gflops"])
         assert positive_finite(saved["memory"][kind]["peak_bytes"])
     assert "SoftmaxAttention" in saved["profile"]["softmax"]["functions"]
-    assert "HydraAttention" in saved["profile"]["hydra"]["functions"]
+    assert "FusedHydraAttention" in saved["profile"]["hydra"]["functions"]
     assert positive_finite(saved["flops"]["softmax"]["attention_gflops"])
     assert saved["flops"]["hydra"]["attention_gflops"] is None
     assert saved["torch"]["run"] is False  # --quick skips PyTorch unless --torch
