@@ -392,6 +392,48 @@ def test_masked_keys_change_nothing(case, causal, data):
         assert np.all(tk.grad[~key_mask] == 0) and np.all(tv.grad[~key_mask] == 0), name
 
 
+POISON = st.sampled_from([np.nan, np.inf, -np.inf])
+
+
+def _masked_key_fns(num_heads, causal, key_mask):
+    length = key_mask.shape[-1]
+    allowed = key_mask[:, None, :] & (causal_mask(length) if causal else True)
+    return {
+        "hydra": lambda a, b, c: hydra_attention(a, b, c, causal=causal, key_mask=key_mask),
+        "linear": lambda a, b, c: linear_attention(a, b, c, num_heads, causal=causal,
+                                                   key_mask=key_mask),
+        "softmax": lambda a, b, c: softmax_attention(a, b, c, mask=allowed),
+    }
+
+
+@pytest.mark.parametrize("name", ["hydra", "linear", "softmax"])
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+@EXAMPLES
+@given(case=qkv_case(), data=st.data())
+def test_nan_or_inf_in_masked_keys_never_reaches_outputs_or_gradients(name, causal, case, data):
+    """Masked keys are removed by selection: a NaN/inf stored in a masked key or value
+    (0 * NaN = NaN, were it a product) leaves the output and every gradient exactly as
+    with finite values there, and masked keys still receive exactly 0 gradient."""
+    q, k, v, key_mask = case
+    key_mask = np.ones(q.shape[:2], bool) if key_mask is None else key_mask.copy()
+    key_mask[data.draw(st.integers(0, q.shape[0] - 1)), data.draw(st.integers(0, q.shape[1] - 1))] = False
+    num_heads = data.draw(heads_for(q.shape[-1]), label="num_heads")
+    fn = _masked_key_fns(num_heads, causal, key_mask)[name]
+    masked = ~key_mask[..., None]
+    k_bad = np.where(masked, data.draw(hnp.arrays(np.float64, k.shape, elements=POISON)), k)
+    v_bad = np.where(masked, data.draw(hnp.arrays(np.float64, v.shape, elements=POISON)), v)
+    cotangent = np.random.default_rng(17).standard_normal(q.shape)
+    out, grads = forward_and_grads(fn, (q, k, v), cotangent)
+    out_bad, grads_bad = forward_and_grads(fn, (q, k_bad, v_bad), cotangent)
+    assert np.all(np.isfinite(out_bad))
+    np.testing.assert_array_equal(out_bad, out)
+    for grad_name, g, g_bad in zip("qkv", grads, grads_bad):
+        assert np.all(np.isfinite(g_bad)), grad_name
+        np.testing.assert_array_equal(g_bad, g, err_msg=grad_name)
+    for g_bad in grads_bad[1:]:
+        assert np.all(g_bad[~key_mask] == 0)
+
+
 def test_key_mask_broadcasts_and_accepts_tensor():
     rng = np.random.default_rng(11)
     q, k, v = (rng.standard_normal((3, 5, 4)) for _ in range(3))
