@@ -157,18 +157,17 @@ def test_linear_attention_matches_reference(case, causal, data):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_linear_attention_every_head_count(causal):
+@pytest.mark.parametrize("num_heads", [1, 2, 3, 4, 6, 12])
+def test_linear_attention_every_head_count(causal, num_heads):
     rng = np.random.default_rng(5)
     q, k, v = (rng.standard_normal((2, 6, 12)) for _ in range(3))
     key_mask = rng.random((2, 6)) > 0.3
-    for num_heads in (1, 2, 3, 4, 6, 12):
-        assert_same_forward_and_grads(
-            lambda a, b, c: linear_attention(a, b, c, num_heads, causal=causal,
-                                             key_mask=key_mask),
-            lambda a, b, c: linear_attention_reference(a, b, c, num_heads, causal=causal,
-                                                       key_mask=key_mask),
-            (q, k, v),
-        )
+    assert_same_forward_and_grads(
+        lambda a, b, c: linear_attention(a, b, c, num_heads, causal=causal, key_mask=key_mask),
+        lambda a, b, c: linear_attention_reference(a, b, c, num_heads, causal=causal,
+                                                   key_mask=key_mask),
+        (q, k, v),
+    )
 
 
 @FEW
@@ -222,16 +221,16 @@ def test_causal_linear_attention_several_default_chunks():
     )
 
 
-def test_linear_attention_value_dim_differs():
+@pytest.mark.parametrize("causal", [False, True])
+def test_linear_attention_value_dim_differs(causal):
     rng = np.random.default_rng(6)
     q, k = rng.standard_normal((2, 5, 4)), rng.standard_normal((2, 5, 4))
     v = rng.standard_normal((2, 5, 6))
-    for causal in (False, True):
-        assert_same_forward_and_grads(
-            lambda a, b, c: linear_attention(a, b, c, 2, causal=causal),
-            lambda a, b, c: linear_attention_reference(a, b, c, 2, causal=causal),
-            (q, k, v),
-        )
+    assert_same_forward_and_grads(
+        lambda a, b, c: linear_attention(a, b, c, 2, causal=causal),
+        lambda a, b, c: linear_attention_reference(a, b, c, 2, causal=causal),
+        (q, k, v),
+    )
 
 
 # ------------------------------------------------------------------- softmax attention

@@ -89,13 +89,13 @@ class Module:
         return sum(param.size for param in self.parameters())
 
     # ----------------------------------------------------------------- modes
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         """Set the training flag (dropout on) of this module and all below it."""
         for module in self.modules():
             module.training = bool(mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         return self.train(False)
 
     def zero_grad(self) -> None:
@@ -110,7 +110,7 @@ class Module:
             return param.device
         return "cpu"
 
-    def to(self, device: str) -> "Module":
+    def to(self, device: str) -> Module:
         """Move every parameter (and gradient) to ``device`` IN PLACE; returns ``self``.
 
         Only ``param.data`` is replaced, so an optimizer built earlier still holds the
@@ -123,7 +123,7 @@ class Module:
                 param.grad = backend.to_device(param.grad, device)
         return self
 
-    def to_dtype(self, dtype) -> "Module":
+    def to_dtype(self, dtype) -> Module:
         """Cast every parameter to ``dtype`` in place (np.float64 for gradcheck); returns self."""
         for param in self.parameters():
             param.data = param.data.astype(dtype, copy=False)
