@@ -15,7 +15,7 @@ from hypothesis.extra import numpy as hnp
 
 import tinyhydra as th
 from tinyhydra.hydra import hydra_attention
-from tinyhydra.linear_attention import LinearAttention, linear_attention
+from tinyhydra.linear_attention import FusedLinearAttention, linear_attention
 from tinyhydra.masking import causal_mask
 from tinyhydra.reference import (
     hydra_attention_reference,
@@ -189,7 +189,7 @@ def test_causal_linear_attention_any_chunk_length(case, data):
     num_heads = data.draw(heads_for(q.shape[-1]), label="num_heads")
     chunk = data.draw(st.integers(1, q.shape[1]), label="chunk")
     assert_same_forward_and_grads(
-        lambda a, b, c: LinearAttention.apply(a, b, c, num_heads=num_heads, causal=True,
+        lambda a, b, c: FusedLinearAttention.apply(a, b, c, num_heads=num_heads, causal=True,
                                               key_mask=key_mask, chunk=chunk),
         lambda a, b, c: linear_attention_reference(a, b, c, num_heads, causal=True,
                                                    key_mask=key_mask),
@@ -204,7 +204,7 @@ def test_causal_linear_attention_chunked_gradcheck(case, data):
     num_heads = data.draw(heads_for(q.shape[-1]), label="num_heads")
     chunk = data.draw(st.integers(1, q.shape[1]), label="chunk")
     assert th.gradcheck(
-        lambda a, b, c: LinearAttention.apply(a, b, c, num_heads=num_heads, causal=True,
+        lambda a, b, c: FusedLinearAttention.apply(a, b, c, num_heads=num_heads, causal=True,
                                               key_mask=key_mask, chunk=chunk),
         leaves(q, k, v))
 

@@ -8,7 +8,7 @@ from .hydra import FusedHydraAttention, hydra_attention
 from .linear_attention import (
     LINEAR_ATTENTION_CHUNK,
     LINEAR_ATTENTION_EPS,
-    LinearAttention,
+    FusedLinearAttention,
     linear_attention,
 )
 from .masking import as_bool_mask, causal_mask, reverse_cumsum
@@ -16,6 +16,6 @@ from .softmax_attention import SoftmaxAttention, softmax_attention
 
 __all__ = [
     "softmax_attention", "linear_attention", "hydra_attention", "SoftmaxAttention",
-    "LinearAttention", "FusedHydraAttention", "LINEAR_ATTENTION_EPS", "LINEAR_ATTENTION_CHUNK",
+    "FusedLinearAttention", "FusedHydraAttention", "LINEAR_ATTENTION_EPS", "LINEAR_ATTENTION_CHUNK",
     "as_bool_mask", "reverse_cumsum", "causal_mask",
 ]

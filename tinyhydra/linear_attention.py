@@ -15,7 +15,7 @@ from .masking import as_bool_mask, check_qkv, reverse_cumsum, rowdot, swap_last,
 from .tensor import Function, Tensor, raw
 
 __all__ = [
-    "linear_attention", "LinearAttention", "LINEAR_ATTENTION_EPS", "LINEAR_ATTENTION_CHUNK",
+    "linear_attention", "FusedLinearAttention", "LINEAR_ATTENTION_EPS", "LINEAR_ATTENTION_CHUNK",
     "elu_feature_map",
 ]
 
@@ -48,7 +48,7 @@ def _elu_feature_map_grad(phi):
     return backend.get_array_module(phi).minimum(phi, 1)
 
 
-LINEAR_ATTENTION_CHUNK = 64  # chunk length of the causal form (see LinearAttention)
+LINEAR_ATTENTION_CHUNK = 64  # chunk length of the causal form (see FusedLinearAttention)
 
 
 def _pad_length(x, pad):
@@ -69,7 +69,7 @@ def _from_chunks(x, length):
     return x.reshape(x.shape[:-3] + (-1, x.shape[-1]))[..., :length, :]
 
 
-class LinearAttention(Function):
+class FusedLinearAttention(Function):
     r"""Multi-head linear attention (Katharopoulos et al. 2020) with phi(x) = elu(x) + 1.
 
     Shapes: Q, K (..., L, D), V (..., L, Dv); the last axes are split into H contiguous
@@ -239,7 +239,7 @@ class LinearAttention(Function):
 
 
 def linear_attention(q, k, v, num_heads, causal=False, key_mask=None) -> Tensor:
-    """Multi-head elu+1 linear attention. See :class:`LinearAttention`.
+    """Multi-head elu+1 linear attention. See :class:`FusedLinearAttention`.
 
     q, k (..., L, D), v (..., L, Dv) Tensors with D and Dv divisible by ``num_heads``
     (contiguous heads of D/num_heads features); ``key_mask`` bool (..., L), True = real
@@ -259,5 +259,5 @@ def linear_attention(q, k, v, num_heads, causal=False, key_mask=None) -> Tensor:
             )
     if key_mask is not None:
         key_mask = as_bool_mask(key_mask, "key_mask", k_raw.shape[:-1], q_raw, "linear_attention")
-    return LinearAttention.apply(q, k, v, num_heads=int(num_heads), causal=bool(causal),
+    return FusedLinearAttention.apply(q, k, v, num_heads=int(num_heads), causal=bool(causal),
                                  key_mask=key_mask)
