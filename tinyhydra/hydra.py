@@ -89,9 +89,8 @@ class FusedHydraAttention(Function):
     product, so a NaN or inf stored at a padded position cannot leak through 0 * NaN).
     Then k^_t = phi(0) = 0 and v_t = 0, so the forward is the formula above, and the
     backward gives dv_t = dkv'_t * 0 = 0 and dk^_t = dkv'_t * 0 = 0 with no mask
-    factor left to apply. Every array is
-    (..., L, D) or smaller, so memory is O(L D): at L = 4096 it never comes close to
-    one L x L matrix.
+    factor left to apply. Every array is (..., L, D) or smaller, so memory is O(L D):
+    at L = 4096 it never comes close to one L x L matrix.
     """
 
     @staticmethod
