@@ -53,20 +53,18 @@ Writes ``attention_scaling.json`` and ``attention_scaling.png`` into ``--out``.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402  (benchmarks/common.py, imported before NumPy: see --threads)
+import common  # benchmarks/common.py: this script's folder is on sys.path
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from tinyhydra import backend  # noqa: E402
-from tinyhydra import functional as F  # noqa: E402
-from tinyhydra.attention import LINEAR_ATTENTION_CHUNK, causal_mask  # noqa: E402
-from tinyhydra.tensor import Tensor  # noqa: E402
+from tinyhydra import backend
+from tinyhydra import functional as F
+from tinyhydra.linear_attention import LINEAR_ATTENTION_CHUNK
+from tinyhydra.masking import causal_mask
+from tinyhydra.tensor import Tensor
 
 KINDS = ("softmax", "hydra", "linear")
 
@@ -327,4 +325,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

@@ -1,6 +1,10 @@
 """Helpers shared by the benchmark scripts: timing, peak memory, fits, output.
 
-Not a package module: the scripts put this folder on ``sys.path`` and ``import common``.
+Not a package module: a script run as ``python benchmarks/<name>.py`` has this folder
+on ``sys.path`` already, so it simply does ``import common`` (tests load the scripts
+with ``tests/scripts.py``, which puts the folder there). Importing this module has no
+side effects; a script's ``if __name__ == "__main__": common.run(main)`` applies
+``--threads`` (:func:`run`).
 
 Timing rules used everywhere:
 
@@ -27,35 +31,14 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
+
+from tinyhydra import backend
+
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _threads_from_command_line() -> None:
-    """``--threads N`` (N > 0) on the command line: export it to the BLAS thread variables.
-
-    BLAS reads them once, when NumPy is first imported, so this runs at import time
-    of this module, before NumPy. (When a script's ``main()`` is called from Python
-    after NumPy is loaded, ``--threads`` can only be applied to PyTorch; set
-    OPENBLAS_NUM_THREADS in the environment instead.)
-    """
-    argv = sys.argv
-    if "--threads" in argv[:-1] and "numpy" not in sys.modules:
-        value = argv[argv.index("--threads") + 1]
-        if value.isdigit() and int(value) > 0:
-            for name in THREAD_VARIABLES:
-                os.environ[name] = value
-
-
-_threads_from_command_line()
-
-import numpy as np  # noqa: E402
-
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run from a checkout without installing the package
-    sys.path.insert(0, str(ROOT))
-
-from tinyhydra import backend  # noqa: E402
-
 DEFAULT_OUT = ROOT / "benchmarks" / "results"
 MIB = 1024.0 ** 2
 GIB = 1024.0 ** 3
@@ -86,6 +69,27 @@ def parse_config(config_class, argv=None, description: str = ""):
             parser.add_argument(flag, type=caster, default=default, help=help_text)
     args = parser.parse_args(argv)
     return config_class(**vars(args))
+
+
+def run(main) -> None:
+    """The command-line entry of a benchmark: apply ``--threads N`` (N > 0), then ``main()``.
+
+    BLAS reads OPENBLAS_NUM_THREADS (and the OpenMP/MKL twins) once, when NumPy is first
+    imported, which has already happened here. So when ``--threads N`` asks for other
+    values than the environment holds, they are exported and the interpreter restarts
+    itself (``os.execv``, same arguments), and the fresh NumPy starts N BLAS threads.
+    When ``main()`` is called from Python instead (tests, notebooks), ``--threads``
+    reaches PyTorch only; set OPENBLAS_NUM_THREADS in the environment there.
+    """
+    argv = sys.argv
+    if "--threads" in argv[:-1]:
+        value = argv[argv.index("--threads") + 1]
+        wanted = {name: value for name in THREAD_VARIABLES}
+        if value.isdigit() and int(value) > 0 and any(
+                os.environ.get(name) != value for name in wanted):
+            os.environ.update(wanted)
+            os.execv(sys.executable, [sys.executable, *argv])
+    main()
 
 
 # ------------------------------------------------------------------------ device

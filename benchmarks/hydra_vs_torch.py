@@ -1,33 +1,29 @@
 """Plain and decayed Hydra attention: tinyhydra against the same maths in PyTorch eager.
 
 One forward AND backward of the attention op alone, causal, float32 q, k, v of shape
-(B, L, D) = (2, L, 64), a fixed random cotangent, one thread for both libraries
-(set OPENBLAS_NUM_THREADS=1 in the environment: NumPy reads it when it loads). The
+(B, L, D) = (2, L, 64), a fixed random cotangent, ``--threads`` for both libraries. The
 PyTorch side computes the same maths (cosine feature map; torch.cumsum for plain Hydra;
 for the decayed form the two-level prefix sum of tinyhydra.scan, as PyTorch has no
-decayed cumsum) and is differentiated by torch.autograd. Lengths are the outer loop and the four runs the inner one, so drift in
-the machine's load hits all alike; each figure is the median of ``--repeats`` runs.
+decayed cumsum) and is differentiated by torch.autograd. Lengths are the outer loop and
+the four runs the inner one, so drift in the machine's load hits all alike; each figure
+is the median of ``--repeats`` runs.
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/hydra_vs_torch.py
-    OPENBLAS_NUM_THREADS=1 python benchmarks/hydra_vs_torch.py --lengths 512 4096 --repeats 3
+    python benchmarks/hydra_vs_torch.py --threads 1
+    python benchmarks/hydra_vs_torch.py --threads 1 --lengths 512 4096 --repeats 3
 
 Needs PyTorch (``pip install torch``); prints a table and writes hydra_vs_torch.json to --out.
 """
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common  # benchmarks/common.py: this script's folder is on sys.path
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from tinyhydra import functional as F  # noqa: E402
-from tinyhydra.scan import DIRECT  # noqa: E402
-from tinyhydra.tensor import Tensor  # noqa: E402
+from tinyhydra import functional as F
+from tinyhydra.scan import DIRECT
+from tinyhydra.tensor import Tensor
 
 
 @dataclass
@@ -38,6 +34,7 @@ class Config:
     dim: int = field(default=64, metadata={"help": "D"})
     repeats: int = field(default=7, metadata={"help": "timed runs per point (median reported)"})
     warmup: int = field(default=2, metadata={"help": "untimed runs first"})
+    threads: int = field(default=1, metadata={"help": "BLAS and PyTorch threads"})
     seed: int = 0
     device: str = "cpu"
     out: str = field(default=str(common.DEFAULT_OUT), metadata={"help": "output folder"})
@@ -96,7 +93,7 @@ def runs(torch, arrays, cotangent, decay):
 def main(argv=None) -> dict:
     cfg, _, rng, out = common.setup(Config, argv, __doc__)
     import torch
-    torch.set_num_threads(1)
+    torch.set_num_threads(cfg.threads)
     decay = np.geomspace(0.5, 0.999, cfg.dim).astype(np.float32)
     results = {"config": vars(cfg), "environment": common.environment("cpu"),
                "torch": torch.__version__, "seconds": {}}
@@ -118,4 +115,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

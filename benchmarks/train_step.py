@@ -76,7 +76,7 @@ from tinyhydra import backend, data, models, optim  # noqa: E402
 class Config:
     models: str = field(default="softmax,hydra", metadata={
         "help": "attention kinds of the SASRec models to time, comma-separated "
-                "(softmax = SASRec, hydra = HydraRecUni, linear = elu+1)"})
+                "(softmax = SASRec, hydra = HydraRecUni, decayed-hydra = DecayedHydraRecUni)"})
     batch: int = field(default=128, metadata={"help": "batch size B"})
     seq_len: int = field(default=200, metadata={"help": "max_len L of the inputs"})
     dim: int = field(default=50, metadata={"help": "hidden size D"})
@@ -158,10 +158,15 @@ def load_batches(cfg: Config, count: int, rng) -> tuple[list, dict]:
 
 
 # ---------------------------------------------------------------------- tinyhydra
+# attention kind -> the causal model with it (Hydra kinds have one head per feature)
+MODEL_OF_KIND = {"softmax": "sasrec", "hydra": "hydrarec-uni", "decayed-hydra": "hydrarec-uni-decay"}
+
+
 def tinyhydra_model(cfg: Config, kind: str, max_len: int):
     th.manual_seed(cfg.seed)
-    model = models.SASRec(cfg.num_items, max_len=max_len, dim=cfg.dim, num_layers=cfg.layers,
-                          num_heads=cfg.heads, dropout=cfg.dropout, attention=kind)
+    heads = {"num_heads": cfg.heads} if kind == "softmax" else {}
+    model = models.build_model(MODEL_OF_KIND[kind], cfg.num_items, max_len=max_len, dim=cfg.dim,
+                               num_layers=cfg.layers, dropout=cfg.dropout, **heads)
     model.to(cfg.device)
     return model, optim.Adam(model.parameters(), lr=cfg.lr)
 

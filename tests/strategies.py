@@ -23,7 +23,8 @@ def arrays_of_shape(draw, min_dims=1, max_dims=3, max_side=5):
 @st.composite
 def broadcastable_pair(draw, max_dims=3, max_side=4):
     """Two float64 arrays whose shapes broadcast against each other."""
-    shape_a, shape_b = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=max_dims, max_side=max_side)).input_shapes
+    shapes = hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=max_dims, max_side=max_side)
+    shape_a, shape_b = draw(shapes).input_shapes
     return draw(float64_arrays(shape_a)), draw(float64_arrays(shape_b))
 
 

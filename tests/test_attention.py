@@ -14,13 +14,15 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinyhydra as th
-from tinyhydra.attention import LinearAttention, causal_mask, linear_attention, softmax_attention
 from tinyhydra.hydra import hydra_attention
+from tinyhydra.linear_attention import FusedLinearAttention, linear_attention
+from tinyhydra.masking import causal_mask
 from tinyhydra.reference import (
     hydra_attention_reference,
     linear_attention_reference,
     softmax_attention_reference,
 )
+from tinyhydra.softmax_attention import softmax_attention
 
 from .strategies import attention_shapes, bool_masks, heads_for, qkv_case
 
@@ -155,18 +157,17 @@ def test_linear_attention_matches_reference(case, causal, data):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_linear_attention_every_head_count(causal):
+@pytest.mark.parametrize("num_heads", [1, 2, 3, 4, 6, 12])
+def test_linear_attention_every_head_count(causal, num_heads):
     rng = np.random.default_rng(5)
     q, k, v = (rng.standard_normal((2, 6, 12)) for _ in range(3))
     key_mask = rng.random((2, 6)) > 0.3
-    for num_heads in (1, 2, 3, 4, 6, 12):
-        assert_same_forward_and_grads(
-            lambda a, b, c: linear_attention(a, b, c, num_heads, causal=causal,
-                                             key_mask=key_mask),
-            lambda a, b, c: linear_attention_reference(a, b, c, num_heads, causal=causal,
-                                                       key_mask=key_mask),
-            (q, k, v),
-        )
+    assert_same_forward_and_grads(
+        lambda a, b, c: linear_attention(a, b, c, num_heads, causal=causal, key_mask=key_mask),
+        lambda a, b, c: linear_attention_reference(a, b, c, num_heads, causal=causal,
+                                                   key_mask=key_mask),
+        (q, k, v),
+    )
 
 
 @FEW
@@ -188,7 +189,7 @@ def test_causal_linear_attention_any_chunk_length(case, data):
     num_heads = data.draw(heads_for(q.shape[-1]), label="num_heads")
     chunk = data.draw(st.integers(1, q.shape[1]), label="chunk")
     assert_same_forward_and_grads(
-        lambda a, b, c: LinearAttention.apply(a, b, c, num_heads=num_heads, causal=True,
+        lambda a, b, c: FusedLinearAttention.apply(a, b, c, num_heads=num_heads, causal=True,
                                               key_mask=key_mask, chunk=chunk),
         lambda a, b, c: linear_attention_reference(a, b, c, num_heads, causal=True,
                                                    key_mask=key_mask),
@@ -203,7 +204,7 @@ def test_causal_linear_attention_chunked_gradcheck(case, data):
     num_heads = data.draw(heads_for(q.shape[-1]), label="num_heads")
     chunk = data.draw(st.integers(1, q.shape[1]), label="chunk")
     assert th.gradcheck(
-        lambda a, b, c: LinearAttention.apply(a, b, c, num_heads=num_heads, causal=True,
+        lambda a, b, c: FusedLinearAttention.apply(a, b, c, num_heads=num_heads, causal=True,
                                               key_mask=key_mask, chunk=chunk),
         leaves(q, k, v))
 
@@ -220,16 +221,16 @@ def test_causal_linear_attention_several_default_chunks():
     )
 
 
-def test_linear_attention_value_dim_differs():
+@pytest.mark.parametrize("causal", [False, True])
+def test_linear_attention_value_dim_differs(causal):
     rng = np.random.default_rng(6)
     q, k = rng.standard_normal((2, 5, 4)), rng.standard_normal((2, 5, 4))
     v = rng.standard_normal((2, 5, 6))
-    for causal in (False, True):
-        assert_same_forward_and_grads(
-            lambda a, b, c: linear_attention(a, b, c, 2, causal=causal),
-            lambda a, b, c: linear_attention_reference(a, b, c, 2, causal=causal),
-            (q, k, v),
-        )
+    assert_same_forward_and_grads(
+        lambda a, b, c: linear_attention(a, b, c, 2, causal=causal),
+        lambda a, b, c: linear_attention_reference(a, b, c, 2, causal=causal),
+        (q, k, v),
+    )
 
 
 # ------------------------------------------------------------------- softmax attention
@@ -388,6 +389,48 @@ def test_masked_keys_change_nothing(case, causal, data):
         tq, tk, tv = leaves(q, k, v)
         fn(tq, tk, tv).backward(rng.standard_normal(before.shape))
         assert np.all(tk.grad[~key_mask] == 0) and np.all(tv.grad[~key_mask] == 0), name
+
+
+POISON = st.sampled_from([np.nan, np.inf, -np.inf])
+
+
+def _masked_key_fns(num_heads, causal, key_mask):
+    length = key_mask.shape[-1]
+    allowed = key_mask[:, None, :] & (causal_mask(length) if causal else True)
+    return {
+        "hydra": lambda a, b, c: hydra_attention(a, b, c, causal=causal, key_mask=key_mask),
+        "linear": lambda a, b, c: linear_attention(a, b, c, num_heads, causal=causal,
+                                                   key_mask=key_mask),
+        "softmax": lambda a, b, c: softmax_attention(a, b, c, mask=allowed),
+    }
+
+
+@pytest.mark.parametrize("name", ["hydra", "linear", "softmax"])
+@pytest.mark.parametrize("causal", [False, True], ids=["bidirectional", "causal"])
+@EXAMPLES
+@given(case=qkv_case(), data=st.data())
+def test_nan_or_inf_in_masked_keys_never_reaches_outputs_or_gradients(name, causal, case, data):
+    """Masked keys are removed by selection: a NaN/inf stored in a masked key or value
+    (0 * NaN = NaN, were it a product) leaves the output and every gradient exactly as
+    with finite values there, and masked keys still receive exactly 0 gradient."""
+    q, k, v, key_mask = case
+    key_mask = np.ones(q.shape[:2], bool) if key_mask is None else key_mask.copy()
+    key_mask[data.draw(st.integers(0, q.shape[0] - 1)), data.draw(st.integers(0, q.shape[1] - 1))] = False
+    num_heads = data.draw(heads_for(q.shape[-1]), label="num_heads")
+    fn = _masked_key_fns(num_heads, causal, key_mask)[name]
+    masked = ~key_mask[..., None]
+    k_bad = np.where(masked, data.draw(hnp.arrays(np.float64, k.shape, elements=POISON)), k)
+    v_bad = np.where(masked, data.draw(hnp.arrays(np.float64, v.shape, elements=POISON)), v)
+    cotangent = np.random.default_rng(17).standard_normal(q.shape)
+    out, grads = forward_and_grads(fn, (q, k, v), cotangent)
+    out_bad, grads_bad = forward_and_grads(fn, (q, k_bad, v_bad), cotangent)
+    assert np.all(np.isfinite(out_bad))
+    np.testing.assert_array_equal(out_bad, out)
+    for grad_name, g, g_bad in zip("qkv", grads, grads_bad):
+        assert np.all(np.isfinite(g_bad)), grad_name
+        np.testing.assert_array_equal(g_bad, g, err_msg=grad_name)
+    for g_bad in grads_bad[1:]:
+        assert np.all(g_bad[~key_mask] == 0)
 
 
 def test_key_mask_broadcasts_and_accepts_tensor():

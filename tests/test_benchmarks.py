@@ -4,6 +4,8 @@ benchmarks/ is not a package, so each script is loaded from its file.
 """
 import json
 import math
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -84,6 +86,24 @@ def test_fit_helpers():
     assert common.crossover(lengths, [10.0] * 5, quadratic)["first_measured"] is None
 
 
+
+def test_common_reads_no_argv_at_import_and_run_applies_threads(monkeypatch):
+    """Importing common changes nothing; common.run exports --threads and restarts the
+    interpreter (os.execv) so that a fresh NumPy reads it, unless it is already set."""
+    monkeypatch.setattr(sys, "argv", ["bench.py", "--threads", "3"])
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(name, "7")
+    common = load_benchmark("common")
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "7"
+    calls = []
+    monkeypatch.setattr(os, "execv", lambda exe, args: calls.append((exe, args)))
+    common.run(lambda: calls.append("main"))
+    assert calls == [(sys.executable, [sys.executable, "bench.py", "--threads", "3"]), "main"]
+    assert {os.environ[name] for name in common.THREAD_VARIABLES} == {"3"}
+    calls.clear()
+    common.run(lambda: calls.append("main"))  # already set: no restart
+    assert calls == ["main"]
+
 # ---------------------------------------------------------------- train_step
 def test_train_step_quick(train_step, tmp_path):
     results = train_step.main(["--quick", "--out", str(tmp_path)])
@@ -101,7 +121,7 @@ def test_train_step_quick(train_step, tmp_path):
         assert positive_finite(saved["flops"][kind]["matmul_gflops"])
         assert positive_finite(saved["memory"][kind]["peak_bytes"])
     assert "SoftmaxAttention" in saved["profile"]["softmax"]["functions"]
-    assert "HydraAttention" in saved["profile"]["hydra"]["functions"]
+    assert "FusedHydraAttention" in saved["profile"]["hydra"]["functions"]
     assert positive_finite(saved["flops"]["softmax"]["attention_gflops"])
     assert saved["flops"]["hydra"]["attention_gflops"] is None
     assert saved["torch"]["run"] is False  # --quick skips PyTorch unless --torch

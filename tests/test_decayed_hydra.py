@@ -14,9 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinyhydra as th
-from tinyhydra import backend
+from tinyhydra import backend, nn
 from tinyhydra import functional as F
-from tinyhydra import nn
 from tinyhydra.reference import decayed_hydra_attention_reference
 
 from .strategies import qkv_case

@@ -192,7 +192,8 @@ def test_layer_norm_gradients(data, seed):
     rng = np.random.default_rng(seed)
     weight = leaf(rng.standard_normal(data.shape[-1]))
     bias = leaf(rng.standard_normal(data.shape[-1]))
-    assert th.gradcheck(lambda x, w, b: F.layer_norm(x, w, b), [leaf(data + rng.standard_normal(data.shape)), weight, bias])
+    inputs = [leaf(data + rng.standard_normal(data.shape)), weight, bias]
+    assert th.gradcheck(lambda x, w, b: F.layer_norm(x, w, b), inputs)
     assert th.gradcheck(lambda x: F.layer_norm(x), [leaf(data + rng.standard_normal(data.shape))])
 
 

@@ -1,8 +1,11 @@
 """tinyhydra: a small autograd engine on NumPy (optional CuPy) for efficient attention
 in sequential recommendation: Hydra attention inside SASRec- and BERT4Rec-style encoders.
 
-Reading order: backend -> tensor -> ops -> softmax, norm, embedding -> attention, hydra
-(with reference beside them) -> gradcheck -> functional -> nn -> models -> data -> metrics.
+Reading order (the README's table, checked by tests/test_layout.py): backend -> tensor ->
+ops -> softmax, norm, embedding -> gradcheck -> masking -> softmax_attention ->
+linear_attention -> scan -> hydra -> decayed_hydra -> conv -> reference -> functional ->
+module -> layers -> attention_layers -> nn -> optim -> models -> data, metrics ->
+checkpoint -> profiler.
 """
 from . import backend, functional
 from .backend import BackendError, gpu_available, manual_seed

@@ -26,11 +26,11 @@ from __future__ import annotations
 import numpy as np
 
 from . import backend
-from .attention import as_bool_mask, check_qkv
-from .hydra import HYDRA_EPS, l2_normalize, l2_normalize_backward
+from .hydra import HYDRA_EPS, cosine_feature_map, cosine_feature_map_backward
+from .masking import as_bool_mask, check_qkv, zero_masked_keys
 from .ops import Sigmoid
 from .scan import prefix_sum, reverse_prefix_sum
-from .tensor import Function, Tensor
+from .tensor import Function, Tensor, raw
 
 __all__ = ["decayed_hydra_attention", "DecayedHydraAttentionFunction", "half_life",
            "learned_half_lives"]
@@ -51,10 +51,6 @@ def learned_half_lives(state: dict) -> dict:
             for name, logit in state.items() if name.endswith("decay_logit")}
 
 
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
-
-
 def _lag_one_dot(a, b):
     """sum over every axis but the last of a_t * b_{t-1} (t along axis -2): (D,)."""
     return (a[..., 1:, :] * b[..., :-1, :]).reshape(-1, a.shape[-1]).sum(axis=0)
@@ -67,7 +63,8 @@ class DecayedHydraAttentionFunction(Function):
     per feature, so that P_a x = prefix_sum(x, a) and P_a^T x = reverse_prefix_sum(x, a)
     (:mod:`tinyhydra.scan`). The strictly-later part is P_a^T - I. Forward::
 
-        u   = where(m, phi(K) * V, 0)                       (..., L, D)
+        K, V = where(m, K, 0), where(m, V, 0)               masked keys selected away
+        u   = phi(K) * V                                    (..., L, D)
         y   = P_a0 u;  kv = y                               causal
         r   = P_a1^T u;  kv = y + r - u                     bidirectional
         out = phi(Q) * kv
@@ -76,7 +73,7 @@ class DecayedHydraAttentionFunction(Function):
 
         dphi(Q) = G * kv
         du      = P_a0^T h                  (+ P_a1 h - h, bidirectional)
-        dV      = where(m, du * phi(K), 0);  dphi(K) = where(m, du * V, 0)
+        dV      = du * phi(K);  dphi(K) = du * V            (0 at masked keys)
         da0     = sum_t (P_a0^T h)_t y_{t-1}
         da1     = sum_t r_t (P_a1 h)_{t-1}
 
@@ -91,12 +88,10 @@ class DecayedHydraAttentionFunction(Function):
 
     @staticmethod
     def forward(ctx, q, k, v, decay, causal=False, key_mask=None, eps=HYDRA_EPS):
-        xp = backend.get_array_module(q)
-        q_hat, q_norm, q_above = l2_normalize(q, eps)
-        k_hat, k_norm, k_above = l2_normalize(k, eps)
-        u = k_hat * v  # (..., L, D)
-        if key_mask is not None:
-            u = xp.where(key_mask[..., None], u, 0)
+        k, v = zero_masked_keys(k, key_mask), zero_masked_keys(v, key_mask)
+        q_hat, q_norm, q_above = cosine_feature_map(q, eps)
+        k_hat, k_norm, k_above = cosine_feature_map(k, eps)  # 0 at masked keys
+        u = k_hat * v  # (..., L, D), 0 at masked keys
         decay = decay.astype(q.dtype)
         causal_decay = decay if causal else decay[0]
         kv = y = prefix_sum(u, causal_decay)  # (..., L, D)
@@ -104,7 +99,7 @@ class DecayedHydraAttentionFunction(Function):
         if not causal:
             later = reverse_prefix_sum(u, decay[1])
             kv = y + later - u
-        ctx.causal, ctx.key_mask = causal, key_mask
+        ctx.causal = causal
         ctx.save_for_backward(q_hat, q_norm, q_above, k_hat, k_norm, k_above, v, decay, kv, y, later)
         return q_hat * kv
 
@@ -115,7 +110,7 @@ class DecayedHydraAttentionFunction(Function):
         need_q, need_k, need_v, need_decay = ctx.needs_input_grad[:4]
         grad_q = grad_k = grad_v = grad_decay = None
         if need_q:
-            grad_q = l2_normalize_backward(q_hat, q_norm, q_above, g * kv)
+            grad_q = cosine_feature_map_backward(q_hat, q_norm, q_above, g * kv)
         if need_k or need_v or need_decay:
             h = g * q_hat  # dL/dkv
             earlier_adjoint = reverse_prefix_sum(h, decay if ctx.causal else decay[0])
@@ -127,15 +122,10 @@ class DecayedHydraAttentionFunction(Function):
                 grad_u = earlier_adjoint + later_adjoint - h
                 grad_decay = xp.stack([_lag_one_dot(earlier_adjoint, y),
                                        _lag_one_dot(later, later_adjoint)])
-            real = None if ctx.key_mask is None else ctx.key_mask[..., None]
-            if need_v:
+            if need_v:  # k^ = 0 at masked keys, so their gradients are exactly 0
                 grad_v = grad_u * k_hat
-                if real is not None:
-                    grad_v = xp.where(real, grad_v, 0)
             if need_k:
-                grad_k = l2_normalize_backward(k_hat, k_norm, k_above, grad_u * v)
-                if real is not None:
-                    grad_k = xp.where(real, grad_k, 0)
+                grad_k = cosine_feature_map_backward(k_hat, k_norm, k_above, grad_u * v)
         return grad_q, grad_k, grad_v, grad_decay
 
 
@@ -148,9 +138,9 @@ def decayed_hydra_attention(q, k, v, decay, causal=False, key_mask=None, eps=HYD
     ones); ``key_mask`` bool (..., L), True = real item. Output (..., L, D).
     Gradients reach q, k, v and decay.
     """
-    q_raw, k_raw, v_raw = _raw(q), _raw(k), _raw(v)
+    q_raw, k_raw, v_raw = raw(q), raw(k), raw(v)
     check_qkv("decayed_hydra_attention", q_raw, k_raw, v_raw, same_length=True, same_value_dim=True)
-    decay_raw = _raw(decay)
+    decay_raw = raw(decay)
     if not hasattr(decay_raw, "shape"):
         decay = decay_raw = backend.get_array_module(q_raw).asarray(decay_raw, dtype=q_raw.dtype)
     dim = q_raw.shape[-1]

@@ -1,19 +1,21 @@
 """The public functional API: ``from tinyhydra import functional as F``.
 
 Thin wrappers that check their arguments and call one Function each; the maths
-lives in the Function docstrings (ops, softmax, norm, embedding, attention, hydra).
+lives in the Function docstrings (ops, softmax, norm, embedding, softmax_attention,
+linear_attention, hydra).
 """
 from __future__ import annotations
 
 from . import backend, ops
-from .attention import linear_attention, softmax_attention
 from .conv import depthwise_conv1d
 from .decayed_hydra import decayed_hydra_attention
 from .embedding import Embedding, check_ids
 from .hydra import hydra_attention
+from .linear_attention import linear_attention
 from .norm import LayerNorm
 from .softmax import BinaryCrossEntropyWithLogits, CrossEntropy, LogSoftmax, Softmax
-from .tensor import Tensor
+from .softmax_attention import softmax_attention
+from .tensor import Tensor, raw
 
 __all__ = [
     "embedding", "layer_norm", "softmax", "log_softmax", "relu", "gelu", "sigmoid", "dropout",
@@ -23,13 +25,9 @@ __all__ = [
 ]
 
 
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
-
-
 def embedding(ids, weight: Tensor) -> Tensor:
     """Rows of ``weight`` (V, D) for integer ``ids`` (...) -> (..., D)."""
-    ids = _raw(ids)
+    ids = raw(ids)
     if not hasattr(ids, "dtype"):
         ids = backend.get_array_module(weight.data).asarray(ids)
     check_ids(ids, weight.shape[0], name="embedding")
@@ -90,14 +88,14 @@ def linear(x: Tensor, weight: Tensor, bias=None) -> Tensor:
 
 def masked_fill(x: Tensor, mask, value: float) -> Tensor:
     """Where ``mask`` is True put ``value``; elsewhere keep ``x`` (gradient flows only there)."""
-    return ops.MaskedFill.apply(x, mask=_raw(mask), value=value)
+    return ops.MaskedFill.apply(x, mask=raw(mask), value=value)
 
 
 def cross_entropy(logits: Tensor, targets, ignore_index: int = -100) -> Tensor:
     """Mean softmax cross-entropy of logits (N, C) against int targets (N,), skipping ``ignore_index``."""
-    return CrossEntropy.apply(logits, _raw(targets), ignore_index=ignore_index)
+    return CrossEntropy.apply(logits, raw(targets), ignore_index=ignore_index)
 
 
 def binary_cross_entropy_with_logits(logits: Tensor, targets) -> Tensor:
     """Mean binary cross-entropy of sigmoid(logits) against targets in [0, 1], stable for any |logits|."""
-    return BinaryCrossEntropyWithLogits.apply(logits, _raw(targets))
+    return BinaryCrossEntropyWithLogits.apply(logits, raw(targets))

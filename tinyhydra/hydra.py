@@ -19,11 +19,14 @@ phi(q_i) . z_i in the denominator: the cosine kernel already bounds every term.
 from __future__ import annotations
 
 from . import backend
-from .attention import _raw, as_bool_mask, check_qkv
+from .masking import as_bool_mask, check_qkv, rowdot, zero_masked_keys
 from .scan import prefix_sum, reverse_prefix_sum
-from .tensor import Function, Tensor
+from .tensor import Function, Tensor, raw
 
-__all__ = ["hydra_attention", "HydraAttention", "HYDRA_EPS", "l2_normalize"]
+__all__ = [
+    "hydra_attention", "FusedHydraAttention", "HYDRA_EPS", "cosine_feature_map",
+    "cosine_feature_map_backward",
+]
 
 # Floor on ||x|| in phi(x) = x / max(||x||, eps), as torch.nn.functional.normalize.
 # 1e-12 is representable in float32 too (smallest normal ~1.2e-38), so the same eps
@@ -31,20 +34,21 @@ __all__ = ["hydra_attention", "HydraAttention", "HYDRA_EPS", "l2_normalize"]
 HYDRA_EPS = 1e-12
 
 
-def l2_normalize(x, eps=HYDRA_EPS):
-    """Raw-array phi(x) = x / n, n = max(||x||_2, eps) over the last axis.
+def cosine_feature_map(x, eps=HYDRA_EPS):
+    """Hydra's feature map on a raw array: phi(x) = x / n, n = max(||x||_2, eps) over the
+    last axis (phi(q) . phi(k) is the cosine similarity of q and k).
 
     Returns (y, n, above): y (..., D), n (..., 1) the clamped norm and ``above`` (..., 1)
-    bool ||x|| > eps, which is all the backward (:func:`l2_normalize_backward`) needs.
+    bool ||x|| > eps, which is all the backward (:func:`cosine_feature_map_backward`) needs.
     """
     xp = backend.get_array_module(x)
-    norm = xp.sqrt(xp.einsum("...i,...i->...", x, x))[..., None]
+    norm = xp.sqrt(rowdot(x, x))
     above = norm > eps
     norm = xp.maximum(norm, xp.asarray(eps, dtype=x.dtype))
     return x / norm, norm, above
 
 
-def l2_normalize_backward(y, norm, above, grad_y):
+def cosine_feature_map_backward(y, norm, above, grad_y):
     r"""dL/dx for y = x / n, n = max(||x||, eps), given dL/dy.
 
     Where ||x|| > eps: dy/dx = (I - y y^T) / n (the projection removing the radial
@@ -52,7 +56,7 @@ def l2_normalize_backward(y, norm, above, grad_y):
     is clamped, n = eps is a constant and dx = dy / eps.
     """
     xp = backend.get_array_module(y)
-    radial = xp.einsum("...i,...i->...", y, grad_y)[..., None]  # (..., 1)
+    radial = rowdot(y, grad_y)  # (..., 1)
     radial *= above
     grad_x = y * radial
     xp.subtract(grad_y, grad_x, out=grad_x)
@@ -60,12 +64,12 @@ def l2_normalize_backward(y, norm, above, grad_y):
     return grad_x
 
 
-class HydraAttention(Function):
+class FusedHydraAttention(Function):
     r"""Fused Hydra attention: out = phi(Q) * KV, O(L D) memory, hand-written backward.
 
     Shapes: Q (..., Lq, D), K and V (..., L, D) (Lq = L when causal); key mask m
-    (..., L) broadcastable to K's leading axes. Writing q^ = phi(Q), k^ = m phi(K)
-    (masked keys are zero rows), forward::
+    (..., L) broadcastable to K's leading axes. Writing q^ = phi(Q), k^ = m phi(K),
+    forward::
 
         kv   = sum_t k^_t * v_t              (..., 1, D)   bidirectional
         kv_i = sum_{t<=i} k^_t * v_t         (..., L, D)   causal: a cumsum over t
@@ -81,28 +85,26 @@ class HydraAttention(Function):
         dk^_t  = m_t dkv'_t * v_t
         dQ, dK = normalisation backward of dq^, dk^:  dx = (dy - y (y . dy)) / n
 
-    (:func:`l2_normalize_backward`; since k^ is zero and dk^ is zero at a masked key,
-    using the masked k^ in place of phi(k) there changes nothing.) Every array is
-    (..., L, D) or smaller, so memory is O(L D): at L = 4096 it never comes close to
-    one L x L matrix.
+    (:func:`cosine_feature_map_backward`). Masked keys are removed by *selection*
+    before anything else: their k and v rows are replaced by 0 (``xp.where``, not a
+    product, so a NaN or inf stored at a padded position cannot leak through 0 * NaN).
+    Then k^_t = phi(0) = 0 and v_t = 0, so the forward is the formula above, and the
+    backward gives dv_t = dkv'_t * 0 = 0 and dk^_t = dkv'_t * 0 = 0 with no mask
+    factor left to apply. Every array is (..., L, D) or smaller, so memory is O(L D):
+    at L = 4096 it never comes close to one L x L matrix.
     """
 
     @staticmethod
     def forward(ctx, q, k, v, causal=False, key_mask=None, eps=HYDRA_EPS):
-        xp = backend.get_array_module(q)
-        q_hat, q_norm, q_above = l2_normalize(q, eps)
-        k_hat, k_norm, k_above = l2_normalize(k, eps)
-        key_weight = None
-        if key_mask is not None:
-            key_weight = key_mask[..., None]  # (..., L, 1)
-            k_hat *= key_weight
+        k, v = zero_masked_keys(k, key_mask), zero_masked_keys(v, key_mask)
+        q_hat, q_norm, q_above = cosine_feature_map(q, eps)
+        k_hat, k_norm, k_above = cosine_feature_map(k, eps)  # k^ = 0 at masked keys
         kv = k_hat * v  # (..., L, D)
         if causal:
             kv = prefix_sum(kv)  # (..., L, D) the cumsum over t (tinyhydra.scan)
         else:
             kv = kv.sum(axis=-2, keepdims=True)  # (..., 1, D)
         ctx.causal = causal
-        ctx.key_weight = key_weight
         ctx.save_for_backward(q_hat, q_norm, q_above, k_hat, k_norm, k_above, v, kv)
         return q_hat * kv
 
@@ -112,7 +114,7 @@ class HydraAttention(Function):
         need_q, need_k, need_v = ctx.needs_input_grad[:3]
         grad_q = grad_k = grad_v = None
         if need_q:
-            grad_q = l2_normalize_backward(q_hat, q_norm, q_above, g * kv)
+            grad_q = cosine_feature_map_backward(q_hat, q_norm, q_above, g * kv)
         if need_k or need_v:
             d_kv = g * q_hat
             if ctx.causal:
@@ -122,22 +124,19 @@ class HydraAttention(Function):
             if need_v:
                 grad_v = d_kv * k_hat
             if need_k:
-                d_k_hat = d_kv * v
-                if ctx.key_weight is not None:
-                    d_k_hat *= ctx.key_weight
-                grad_k = l2_normalize_backward(k_hat, k_norm, k_above, d_k_hat)
+                grad_k = cosine_feature_map_backward(k_hat, k_norm, k_above, d_kv * v)
         return grad_q, grad_k, grad_v
 
 
 def hydra_attention(q, k, v, causal=False, key_mask=None, eps=HYDRA_EPS) -> Tensor:
-    """Hydra attention with phi(x) = x / max(||x||_2, eps). See :class:`HydraAttention`.
+    """Hydra attention with phi(x) = x / max(||x||_2, eps). See :class:`FusedHydraAttention`.
 
     q, k, v (..., L, D) Tensors (q may have another length when not causal);
     ``key_mask`` bool (..., L) array or Tensor, True = real token (masked keys add
     nothing); ``causal`` restricts query i to keys t <= i. Output (..., L, D).
     """
-    q_raw, k_raw, v_raw = _raw(q), _raw(k), _raw(v)
+    q_raw, k_raw, v_raw = raw(q), raw(k), raw(v)
     check_qkv("hydra_attention", q_raw, k_raw, v_raw, same_length=causal, same_value_dim=True)
     if key_mask is not None:
         key_mask = as_bool_mask(key_mask, "key_mask", k_raw.shape[:-1], q_raw, "hydra_attention")
-    return HydraAttention.apply(q, k, v, causal=bool(causal), key_mask=key_mask, eps=eps)
+    return FusedHydraAttention.apply(q, k, v, causal=bool(causal), key_mask=key_mask, eps=eps)

@@ -141,12 +141,17 @@ class Tanh(Function):
         return g * (1 - y * y)
 
 
+def sigmoid(x):
+    """1 / (1 + e^-x) on a raw array, computed as (1 + tanh(x/2)) / 2 (no overflow)."""
+    return 0.5 * (1 + backend.get_array_module(x).tanh(0.5 * x))
+
+
 class Sigmoid(Function):
-    """y = 1 / (1 + e^-x), computed as (1 + tanh(x/2)) / 2 (no overflow);  dL/dx = g * y (1 - y)."""
+    """y = sigmoid(x) (:func:`sigmoid`);  dL/dx = g * y (1 - y)."""
 
     @staticmethod
     def forward(ctx, x):
-        y = 0.5 * (1 + backend.get_array_module(x).tanh(0.5 * x))
+        y = sigmoid(x)
         ctx.save_for_backward(y)
         return y
 

@@ -3,14 +3,17 @@ r"""Quadratic reference forms of the three attentions, built from composed Tenso
 Each function here writes the attention matrix out explicitly, as the equations
 read, using only the primitive ops of :mod:`tinyhydra.ops` (``@ * / exp sum``,
 ``MaskedFill``, ``ClampMin``, ``Relu``). Autograd therefore differentiates them
-independently of the hand-written backwards in :mod:`tinyhydra.attention` and
-:mod:`tinyhydra.hydra`, which is what the tests compare against. They cost O(L^2)
+independently of the hand-written backwards in :mod:`tinyhydra.hydra`,
+:mod:`tinyhydra.softmax_attention` and :mod:`tinyhydra.linear_attention`, which is what
+the tests compare against. They cost O(L^2)
 memory (Hydra's reference even O(D L^2)): for teaching and testing only.
 
 Feature maps (composed, differentiable, also handy in notebooks):
 
-* :func:`cosine_feature_map` (alias :func:`hydra_feature_map`): phi(x) = x / max(||x||, eps)
-* :func:`elu_feature_map`: phi(x) = elu(x) + 1
+* :func:`cosine_feature_map_reference`: phi(x) = x / max(||x||, eps), Hydra's
+  (the fused raw-array form is :func:`tinyhydra.hydra.cosine_feature_map`)
+* :func:`elu_feature_map_reference`: phi(x) = elu(x) + 1, linear attention's
+  (fused: :func:`tinyhydra.linear_attention.elu_feature_map`)
 """
 from __future__ import annotations
 
@@ -19,14 +22,14 @@ import math
 import numpy as np
 
 from . import backend, ops
-from .attention import LINEAR_ATTENTION_EPS, _raw, as_bool_mask, check_qkv
 from .hydra import HYDRA_EPS
+from .linear_attention import LINEAR_ATTENTION_EPS
+from .masking import as_bool_mask, check_qkv
 from .tensor import Tensor
 
 __all__ = [
     "softmax_attention_reference", "hydra_attention_reference", "linear_attention_reference",
-    "decayed_hydra_attention_reference", "cosine_feature_map", "hydra_feature_map",
-    "elu_feature_map",
+    "decayed_hydra_attention_reference", "cosine_feature_map_reference", "elu_feature_map_reference",
 ]
 
 
@@ -47,7 +50,7 @@ def _constant(array, like: Tensor) -> Tensor:
 
 
 # ------------------------------------------------------------------------ feature maps
-def cosine_feature_map(x, eps: float = HYDRA_EPS) -> Tensor:
+def cosine_feature_map_reference(x, eps: float = HYDRA_EPS) -> Tensor:
     """phi(x) = x / max(||x||_2, eps) over the last axis, composed.
 
     The norm is sqrt(max(sum x^2, eps^2)), the same function as max(sqrt(sum x^2), eps)
@@ -59,10 +62,8 @@ def cosine_feature_map(x, eps: float = HYDRA_EPS) -> Tensor:
     return x / norm
 
 
-hydra_feature_map = cosine_feature_map
 
-
-def elu_feature_map(x) -> Tensor:
+def elu_feature_map_reference(x) -> Tensor:
     """phi(x) = elu(x) + 1 = relu(x) + exp(min(x, 0)), composed (x + 1 if x > 0 else e^x)."""
     x = _tensor(x)
     return ops.Relu.apply(x) + (-ops.Relu.apply(-x)).exp()
@@ -128,8 +129,8 @@ def hydra_attention_reference(q, k, v, causal=False, key_mask=None,
     ndim = q.ndim
     # (..., L, D) -> (..., D, L) so the per-feature heads become a batch axis
     to_heads = tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
-    q_f = cosine_feature_map(q, eps).transpose(*to_heads).reshape(*batch, features, q_len, 1)
-    k_f = cosine_feature_map(k, eps).transpose(*to_heads).reshape(*batch, features, 1, k_len)
+    q_f = cosine_feature_map_reference(q, eps).transpose(*to_heads).reshape(*batch, features, q_len, 1)
+    k_f = cosine_feature_map_reference(k, eps).transpose(*to_heads).reshape(*batch, features, 1, k_len)
     v_f = v.transpose(*to_heads).reshape(*batch, features, k_len, 1)
     weight = _key_weights(key_mask, causal, q_len, k_len, q.data, "hydra_attention_reference",
                           tuple(batch))
@@ -175,8 +176,8 @@ def decayed_hydra_attention_reference(q, k, v, decay, causal=False, key_mask=Non
     *batch, length, features = q.shape
     ndim = q.ndim
     to_heads = tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
-    q_f = cosine_feature_map(q, eps).transpose(*to_heads).reshape(*batch, features, length, 1)
-    k_f = cosine_feature_map(k, eps).transpose(*to_heads).reshape(*batch, features, 1, length)
+    q_f = cosine_feature_map_reference(q, eps).transpose(*to_heads).reshape(*batch, features, length, 1)
+    k_f = cosine_feature_map_reference(k, eps).transpose(*to_heads).reshape(*batch, features, 1, length)
     v_f = v.transpose(*to_heads).reshape(*batch, features, length, 1)
     keys = _key_weights(key_mask, False, length, length, q.data,
                         "decayed_hydra_attention_reference", tuple(batch))[..., None, :, :]
@@ -208,8 +209,8 @@ def linear_attention_reference(q, k, v, num_heads, causal=False, key_mask=None,
     def heads(x, length, dim):
         return x.reshape(*batch, length, num_heads, dim // num_heads).transpose(*to_heads)
 
-    q_h = elu_feature_map(heads(q, q_len, features))
-    k_h = elu_feature_map(heads(k, k_len, features))
+    q_h = elu_feature_map_reference(heads(q, q_len, features))
+    k_h = elu_feature_map_reference(heads(k, k_len, features))
     v_h = heads(v, k_len, v_features)
     weight = _key_weights(key_mask, causal, q_len, k_len, q.data, "linear_attention_reference",
                           tuple(batch))

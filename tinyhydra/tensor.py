@@ -399,3 +399,8 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
 
 
 from . import ops  # noqa: E402  (ops subclasses Function, defined above)
+
+
+def raw(x):
+    """The array inside a Tensor; anything else (an array, a list, None) unchanged."""
+    return x.data if isinstance(x, Tensor) else x

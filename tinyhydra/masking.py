@@ -1,0 +1,136 @@
+"""Masks and shapes shared by every attention op (Hydra, softmax, linear, the references).
+
+Conventions:
+
+* masks are bool, ``True`` = "may attend" / "real token"; a mask may be a NumPy or
+  CuPy array or a bool :class:`~tinyhydra.tensor.Tensor`, and is moved to the device
+  of ``q`` if needed (:func:`as_bool_mask`);
+* a masked key is removed by *selection* (:func:`zero_masked_keys`, ``xp.where``),
+  never by multiplying with 0, so a NaN or inf stored at a padded position
+  (0 * NaN = NaN) cannot reach an output or a gradient;
+* a query with nothing to attend to outputs 0 and passes 0 gradient, never NaN;
+* outputs and gradients keep the input dtype (float32 stays float32).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import backend
+from .tensor import raw
+
+__all__ = [
+    "check_float", "check_qkv", "as_bool_mask", "causal_mask", "zero_masked_keys",
+    "reverse_cumsum", "rowdot", "swap_last",
+]
+
+
+def check_float(name, array):
+    """Raise TypeError unless ``array`` is a floating-point array."""
+    if not hasattr(array, "dtype") or array.dtype.kind != "f":
+        raise TypeError(
+            f"{name} must be a floating-point Tensor or array, got "
+            f"{getattr(array, 'dtype', type(array).__name__)}"
+        )
+
+
+def check_qkv(fn_name, q, k, v, same_length=False, same_value_dim=False):
+    """Validate attention inputs q (..., L, d), k (..., S, d), v (..., S, dv).
+
+    Leading (batch/head) axes must be equal; ``same_length`` also asks L == S (causal
+    attention, where query i and key i are the same position); ``same_value_dim`` asks
+    v's last axis to equal d (Hydra's elementwise products).
+    """
+    for name, array in (("q", q), ("k", k), ("v", v)):
+        check_float(f"{fn_name}: {name}", array)
+        if array.ndim < 2:
+            raise ValueError(
+                f"{fn_name}: {name} must have shape (..., length, features), got {array.shape}"
+            )
+    shapes = f"q {q.shape}, k {k.shape}, v {v.shape}"
+    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
+        raise ValueError(f"{fn_name}: q, k and v must share their leading axes; got {shapes}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"{fn_name}: q and k must have the same feature dimension (last axis); got {shapes}"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"{fn_name}: k and v must have the same length (second-to-last axis); got {shapes}"
+        )
+    if same_length and q.shape[-2] != k.shape[-2]:
+        raise ValueError(
+            f"{fn_name}: causal attention needs q and k of the same length; got {shapes}"
+        )
+    if same_value_dim and v.shape[-1] != q.shape[-1]:
+        raise ValueError(
+            f"{fn_name}: q, k and v must have the same feature dimension; got {shapes}"
+        )
+
+
+def as_bool_mask(mask, name, target_shape, like, fn_name):
+    """``mask`` as a bool array on the device of ``like``, broadcastable to ``target_shape``.
+
+    Accepts a NumPy/CuPy array, a bool Tensor, or nested lists. A mask on the other
+    device than ``like`` is copied there once (``backend.to_device``). The mask is
+    returned un-broadcast (it may be much smaller than ``target_shape``).
+    """
+    mask = raw(mask)
+    if not hasattr(mask, "dtype"):
+        mask = np.asarray(mask)
+    device = backend.device_of(like)
+    if backend.device_of(mask) != device:
+        mask = backend.to_device(mask, device)
+    if mask.dtype != np.bool_:
+        raise ValueError(
+            f"{fn_name}: {name} must be a bool array (True = attend / real token), got dtype "
+            f"{mask.dtype} with shape {mask.shape}"
+        )
+    target_shape = tuple(target_shape)
+    try:
+        broadcast = np.broadcast_shapes(mask.shape, target_shape)
+    except ValueError:
+        broadcast = None
+    if broadcast != target_shape:
+        raise ValueError(
+            f"{fn_name}: {name} of shape {mask.shape} does not broadcast to {target_shape}"
+        )
+    return mask
+
+
+def causal_mask(length, like=None):
+    """Bool (L, L) lower-triangular mask: query i may attend to keys t <= i."""
+    xp = np if like is None else backend.get_array_module(raw(like))
+    return xp.tril(xp.ones((length, length), dtype=bool))
+
+
+def zero_masked_keys(x, key_mask):
+    """x (..., S, d) with the rows of masked keys (``key_mask`` (..., S) False) set to 0.
+
+    A selection (``xp.where``), not a product: x * 0 is NaN where x is NaN or inf.
+    ``key_mask`` None returns ``x`` itself.
+    """
+    if key_mask is None:
+        return x
+    xp = backend.get_array_module(x)
+    return xp.where(key_mask[..., None], x, xp.zeros((), dtype=x.dtype))
+
+
+def reverse_cumsum(x, axis):
+    """r_t = sum_{i >= t} x_i along ``axis``: the adjoint (backward) of a prefix sum.
+
+    If y = cumsum(x) (y_i = sum_{t <= i} x_t) then dL/dx_t = sum_{i >= t} dL/dy_i,
+    computed as flip -> cumsum -> flip (flips are views, no copies).
+    """
+    xp = backend.get_array_module(x)
+    return xp.flip(xp.cumsum(xp.flip(x, axis), axis=axis), axis)
+
+
+def rowdot(a, b):
+    """sum over the last axis of a * b, keeping it: (..., n) x (..., n) -> (..., 1)."""
+    xp = backend.get_array_module(a)
+    return xp.einsum("...i,...i->...", a, b)[..., None]
+
+
+def swap_last(x):
+    """x^T over the last two axes (a view)."""
+    return x.swapaxes(-1, -2)
