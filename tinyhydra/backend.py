@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import BackendError
+
 _cupy = None            # the cupy module once imported successfully
 _cupy_error = None      # why importing / using cupy failed, for the error message
-
-
-class BackendError(RuntimeError):
-    """Raised when the GPU backend is asked for but cannot be used."""
 
 
 def _load_cupy():
@@ -45,7 +43,7 @@ def require_cupy():
         raise BackendError(
             "device 'gpu' needs CuPy and a CUDA GPU, but CuPy could not be used "
             f"({_cupy_error}). Install it with `pip install 'tinyhydra[gpu]'` "
-            "(cupy-cuda12x) or a CuPy build matching your CUDA version."
+            "(cupy-cuda12x) or a CuPy build matching your CUDA version, or use the CPU."
         )
     return cupy
 
