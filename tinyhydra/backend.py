@@ -85,6 +85,18 @@ def as_numpy(array) -> np.ndarray:
     return np.asarray(array)
 
 
+def at_least_float32(array):
+    """``array`` in float32 if it is float16, else ``array`` itself (no copy).
+
+    float16 overflows at 65504 and keeps ~3 digits, so a sum of squares of inputs
+    around 300 is inf; ops that reduce (norms, softmax) compute in float32 and cast
+    their result back to float16.
+    """
+    if array.dtype.kind == "f" and array.dtype.itemsize < 4:
+        return array.astype("float32")
+    return array
+
+
 def xp_for_device(device: str):
     """The array module that lives on ``device``."""
     return require_cupy() if check_device(device) == "gpu" else np
