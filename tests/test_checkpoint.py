@@ -68,5 +68,5 @@ def test_version_is_checked_on_load(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match="version 2; this tinyhydra reads version 3"):
         checkpoint.load(path, versions=(3,))
     checkpoint.save({"w": np.ones(2)}, path)
-    with pytest.raises(checkpoint.CheckpointError, match="version None"):
+    with pytest.raises(checkpoint.CheckpointError, match="has no version number"):
         checkpoint.load(path, versions=(3,))

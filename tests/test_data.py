@@ -468,9 +468,12 @@ def test_sample_negatives_needs_enough_unseen_items(small_split):
 
 
 def test_fewest_unseen_items(small_split):
-    # 9 items; user 3 saw 2, 4, 6, 8, 1 (5 items), the most of the users with a target
-    assert data.fewest_unseen_items(small_split, "test") == 4
-    assert data.fewest_unseen_items(small_split, "valid") == 4
+    # 9 items; user 3 saw 2, 4, 6, 8, 1 (5 items), the most of the users
+    everything = data.interacted_items(small_split, range(4))
+    assert [s.tolist() for s in everything[:2]] == [[1, 2, 3, 4], [5, 6, 0, 0]]
+    assert data.fewest_unseen_items(everything, 9) == 4
+    assert data.fewest_unseen_items(small_split.train, 9) == 6  # user 3 trains on 2, 4, 6
+    assert data.fewest_unseen_items([], 9) == 9
 
 
 def test_sample_negatives_takes_all_remaining_items_when_num_is_exact(small_split):

@@ -85,6 +85,7 @@ def load(path, versions=None):
     if versions is not None:
         found = tree.get("version") if isinstance(tree, dict) else None
         if found not in versions:
-            raise CheckpointError(f"{path} has checkpoint version {found}; this tinyhydra reads "
-                                  f"version {', '.join(map(str, versions))}")
+            has = "has no version number" if found is None else f"has checkpoint version {found}"
+            raise CheckpointError(f"{path} {has}; this tinyhydra reads version "
+                                  f"{', '.join(map(str, versions))}")
     return tree

@@ -30,14 +30,14 @@ from .readers import (
     write_sasrec_txt,
 )
 from .split import (
-    Split, eval_inputs, fewest_unseen_items, leave_one_out, membership_mask, pad_left,
-    sample_negatives_for_eval, seen_items,
+    Split, eval_inputs, fewest_unseen_items, interacted_items, leave_one_out, membership_mask,
+    pad_left, sample_negatives_for_eval, seen_items,
 )
 
 __all__ = [
     "DataFormatError", "DownloadError", "Interactions", "read_sasrec_txt", "read_movielens_ratings",
     "load_dataset", "write_sasrec_txt", "synthetic_interactions", "ML1M_URL", "ML1M_MD5",
     "default_cache_dir", "download_ml1m", "Split", "leave_one_out", "pad_left", "membership_mask",
-    "eval_inputs", "seen_items", "sample_negatives_for_eval", "fewest_unseen_items", "Epoch",
-    "training_windows", "CausalBatch", "ClozeBatch", "causal_batches", "cloze_batches",
+    "eval_inputs", "seen_items", "sample_negatives_for_eval", "fewest_unseen_items",
+    "interacted_items", "Epoch", "training_windows", "CausalBatch", "ClozeBatch", "causal_batches", "cloze_batches",
 ]

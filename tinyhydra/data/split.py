@@ -148,7 +148,7 @@ def sample_negatives_for_eval(split: Split, users, which: str, num: int = 100,
     _check_which(which)
     users = np.asarray(users, dtype=np.int64)
     rng = np.random.default_rng([seed, 0 if which == "valid" else 1])
-    whole = _whole_sequences(split, users)
+    whole = interacted_items(split, users)
     out = np.empty((len(users), num), dtype=np.int64)
     chunk = max(1, (1 << 21) // (split.num_items + 1))  # ~16 MB of keys at a time
     for start in range(0, len(users), chunk):
@@ -162,20 +162,18 @@ def sample_negatives_for_eval(split: Split, users, which: str, num: int = 100,
     return out
 
 
-def _whole_sequences(split: Split, users) -> list[np.ndarray]:
-    """Every item each of ``users`` interacted with: train, valid and test targets (0 = none)."""
+def interacted_items(split: Split, users) -> list[np.ndarray]:
+    """Every item each of ``users`` interacted with: train, then the valid and test targets
+    (0 where a user has none)."""
     return [np.concatenate([split.train[u], [split.valid_target[u], split.test_target[u]]])
             for u in users]
 
 
-def fewest_unseen_items(split: Split, which: str = "test") -> int:
-    """The smallest number of items a user with a ``which`` target never interacted with.
+def fewest_unseen_items(sequences: Sequence[np.ndarray], num_items: int) -> int:
+    """The fewest items of 1..num_items that one of ``sequences`` lacks (num_items if none).
 
-    The sampled protocol ranks a target among ``num`` such items, so it needs
-    ``fewest_unseen_items(split, which) >= num``.
+    Sampling items a user never saw needs at least one of them per user (training
+    negatives), or ``num`` (the sampled evaluation protocol).
     """
-    users = np.flatnonzero(split.target(which))
-    if len(users) == 0:
-        return split.num_items
-    seen = [len(np.setdiff1d(s, [0])) for s in _whole_sequences(split, users)]
-    return int(split.num_items - max(seen))
+    most_seen = max((len(np.unique(s[s > 0])) for s in map(np.asarray, sequences)), default=0)
+    return int(num_items - most_seen)
