@@ -6,8 +6,8 @@
     python examples/train_ml1m.py --model bert4rec --max-minutes 60 # fit a one-hour budget
 
 Models: sasrec, hydrarec-uni, linrec-uni (causal, SASRec-style) and bert4rec,
-hydrarec-bi, linrec-bi (bidirectional, BERT4Rec-style). Every flag below is a field
-of Config: `--batch-size 64` sets `batch_size`. Without `--data` the GroupLens
+hydrarec-bi, linrec-bi (bidirectional, BERT4Rec-style). Every flag is a field of
+tinyhydra.config.Config (`--batch-size 64` sets `batch_size`); --help lists them. Without `--data` the GroupLens
 ml-1m.zip is downloaded into the cache (TINYHYDRA_CACHE, default ~/.cache/tinyhydra).
 
 Loss defaults (`--loss auto`): full softmax cross-entropy over all 3,416 items for
@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import os
 import signal
 import sys
 import threading
@@ -40,9 +38,9 @@ from pathlib import Path
 import numpy as np
 
 import tinyhydra as th
-from tinyhydra import backend, checkpoint, cli, data, metrics, models, optim
+from tinyhydra import backend, checkpoint, cli, data, metrics, models, optim, runs
 from tinyhydra.config import BIDIRECTIONAL, SAMPLED_EVAL_NEGATIVES, Config, validate
-from tinyhydra.errors import BackendError, CheckpointError, DataFormatError, UsageError
+from tinyhydra.errors import BackendError, DataFormatError, UsageError
 
 try:
     from tqdm.auto import tqdm
@@ -59,114 +57,7 @@ def parse_args(argv) -> tuple[Config, set[str]]:
     return validate(config), given
 
 
-# ------------------------------------------------------------------ run folders and checkpoints
-# Not taken from the checkpoint by --resume: the settings of one invocation, and the folder
-# the checkpoint is read from (a run folder copied elsewhere goes on in its new place).
-NOT_RESUMED = ("resume", "overwrite", "max_minutes", "progress", "out")
-# Flags that fix the weights' shapes or meaning: --resume refuses other values than the run's.
-ARCHITECTURE = ("model", "dim", "layers", "heads", "max_len")
-RUN_FILES = ("checkpoint.npz", "best.npz", "metrics.json")
-CHECKPOINT_VERSION = 3  # 3: the loop's state says whether full-CE epochs draw unused negatives
-READABLE_VERSIONS = (2, 3)  # 2: reseeded per epoch; full CE drew one unused negative per position
-
-
-def checkpoint_path_of(config: Config) -> Path:
-    return Path(config.out) / "checkpoint.npz"
-
-
-def check_run_folder(config: Config) -> None:
-    """--out must be a folder, and one that holds no run unless --resume or --overwrite says
-    what to do with it."""
-    out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder for the run")
-    if config.resume:
-        if not checkpoint_path_of(config).exists():
-            raise UsageError(f"--resume: no checkpoint at {checkpoint_path_of(config)}; "
-                             "leave out --resume to start a new run there")
-        return
-    held = [name for name in RUN_FILES if (out / name).exists()]
-    if held and not config.overwrite:
-        raise UsageError(f"--out {out} already holds a run ({', '.join(held)}): continue it with "
-                         "--resume, start it over with --overwrite, or choose another --out")
-
-
-def read_checkpoint(config: Config) -> dict:
-    """The training checkpoint in --out, for --resume."""
-    path = checkpoint_path_of(config)
-    advice = (f"start over with --overwrite, or put an older copy of the run's checkpoint.npz "
-              f"in {config.out}")
-    try:
-        saved = checkpoint.load(path, versions=READABLE_VERSIONS)
-    except CheckpointError as error:
-        raise CheckpointError(f"{error}; {advice}") from None
-    missing = sorted({"model", "optim", "state", "rng"} - set(saved))
-    if missing:
-        raise CheckpointError(f"{path} is not a training checkpoint (it has no {', '.join(missing)}); "
-                              f"{advice}")
-    return saved
-
-
-def resumed_config(config: Config, given: set[str], saved: dict) -> Config:
-    """Every flag not on the command line takes the value the run was trained with (its
-    config is in the checkpoint ``saved``), so ``--out DIR --resume`` continues the run
-    as it was; flags on the command line win, except those of ARCHITECTURE, which must
-    agree with the run's. A checkpoint without a saved config keeps ``config``."""
-    run_config = saved["state"].get("config")
-    if not run_config:
-        return config
-    for name in ARCHITECTURE:
-        if name in given and name in run_config and run_config[name] != getattr(config, name):
-            flag = "--" + name.replace("_", "-")
-            raise UsageError(
-                f"--resume: the run in {config.out} is a {run_config['model']} with {flag} "
-                f"{run_config[name]}, not {flag} {getattr(config, name)}; leave out {flag} to "
-                "continue it, or start a new run with --overwrite or another --out")
-    names = {f.name for f in dataclasses.fields(Config)}
-    kept = {name: value for name, value in run_config.items()
-            if name in names and name not in given and name not in NOT_RESUMED}
-    return validate(dataclasses.replace(config, **kept))
-
-
-def write_json_atomically(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The library generators' seed for ``epoch`` (dropout masks, sampled negatives).
-
-    Reseeding at every epoch start, instead of checkpointing the generators, makes an
-    epoch's random numbers depend only on (seed, epoch) on every backend (CuPy's
-    generator state cannot be saved), so a run resumed after epoch k is exactly the
-    run that never stopped."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
-def save_training_state(path: Path, model, optimizer, ema, state: dict, rng) -> None:
-    checkpoint.save({"version": CHECKPOINT_VERSION,
-                     "model": model.state_dict(), "optim": optimizer.state_dict(),
-                     "ema": ema.state_dict() if ema else None,
-                     "state": state, "rng": rng.bit_generator.state}, path)
-
-
-def restore_training_state(saved: dict, model, optimizer, rng, path) -> dict:
-    """Weights, Adam state and RNG state from a checkpoint tree; returns the loop's state.
-
-    Checkpoints of version 2 drew one (unused) negative per position for full CE; their
-    runs keep doing so, so that they resume exactly."""
-    try:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optim"])
-    except (KeyError, ValueError) as error:  # the flags agree (resumed_config), so the data differ
-        raise CheckpointError(f"{path} does not fit this {type(model).__name__} ({error}); resume "
-                              "with the data the run was trained on, or start over with --overwrite") from None
-    rng.bit_generator.state = saved["rng"]
-    saved["state"].setdefault("unused_ce_negatives", saved.get("version") == 2)
-    return saved["state"]
-
-
+# ----------------------------------------------------------------------- training
 def moving_average(config: Config, model, saved: dict | None):
     """The --ema average of the weights (None without --ema). A resumed run continues its
     average; a run that had none starts it from the weights it resumes with."""
@@ -184,7 +75,6 @@ def averaged_weights(ema):
     return ema.average_parameters() if ema else contextlib.nullcontext()
 
 
-# ----------------------------------------------------------------------- training
 def build(config: Config, num_items: int):
     kwargs = {"max_len": config.max_len, "num_layers": config.layers}
     if config.dim:
@@ -290,11 +180,11 @@ def prepare(argv) -> tuple[Config, dict | None, data.Split]:
     """(config, checkpoint tree or None, split), once every check has passed; nothing is
     written before that."""
     config, given = parse_args(argv)
-    check_run_folder(config)
+    runs.check_run_folder(config)
     saved = None
     if config.resume:
-        saved = read_checkpoint(config)  # read once: the run's flags, then its weights
-        config = resumed_config(config, given, saved)
+        saved = runs.read_checkpoint(config)  # read once: the run's flags, then its weights
+        config = runs.resumed_config(config, given, saved)
     if config.device == "gpu":
         try:
             backend.require_cupy()
@@ -337,7 +227,7 @@ def train(config: Config, split: data.Split, saved: dict | None = None) -> dict:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     if config.overwrite:
-        for name in RUN_FILES:
+        for name in runs.RUN_FILES:
             (out / name).unlink(missing_ok=True)
     th.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -347,9 +237,9 @@ def train(config: Config, split: data.Split, saved: dict | None = None) -> dict:
 
     state = {"epochs_done": 0, "best_ndcg": -1.0, "best_epoch": 0, "bad_validations": 0,
              "history": [], "train_seconds": 0.0, "train_steps": 0, "unused_ce_negatives": False}
-    checkpoint_path = checkpoint_path_of(config)
+    checkpoint_path = runs.checkpoint_path_of(config)
     if saved is not None:
-        state = restore_training_state(saved, model, optimizer, rng, checkpoint_path)
+        state = runs.restore_training_state(saved, model, optimizer, rng, checkpoint_path)
         print(f"resumed after epoch {state['epochs_done']} (best valid NDCG@10 "
               f"{state['best_ndcg']:.4f} at epoch {state['best_epoch']})")
         for name in ("lr", "weight_decay"):  # the command line wins over the checkpoint
@@ -361,7 +251,7 @@ def train(config: Config, split: data.Split, saved: dict | None = None) -> dict:
     ema = moving_average(config, model, saved)
     state["config"] = dataclasses.asdict(config)  # what --resume takes flags from
     if saved is None:  # epoch 0, so an interrupted first epoch can be resumed too
-        save_training_state(checkpoint_path, model, optimizer, ema, state, rng)
+        runs.save_training_state(checkpoint_path, model, optimizer, ema, state, rng)
     key = "full/NDCG@10" if config.eval in ("both", "full") else "sampled/NDCG@10"
     stop_reason, longest_epoch = "epochs", 0.0
     try:
@@ -378,7 +268,7 @@ def train(config: Config, split: data.Split, saved: dict | None = None) -> dict:
                       "--resume continues")
                 break
             epoch_started = wall_clock()
-            th.manual_seed(epoch_seed(config.seed, epoch))
+            th.manual_seed(runs.epoch_seed(config.seed, epoch))
             loss, seconds, steps = train_one_epoch(config, epoch, model, optimizer, ema,
                                                    epoch_batches(config, split, model, rng,
                                                                  state["unused_ce_negatives"]))
@@ -396,7 +286,7 @@ def train(config: Config, split: data.Split, saved: dict | None = None) -> dict:
                         state["bad_validations"] += 1
             state["history"].append(record)
             state["epochs_done"] = epoch
-            save_training_state(checkpoint_path, model, optimizer, ema, state, rng)
+            runs.save_training_state(checkpoint_path, model, optimizer, ema, state, rng)
             shown = f" valid {key} {record['valid'][key]:.4f}" if "valid" in record else ""
             print(f"epoch {epoch:3d}  loss {loss:.4f}  {seconds:.1f}s{shown}", flush=True)
             longest_epoch = max(longest_epoch, wall_clock() - epoch_started)
@@ -423,7 +313,7 @@ def train(config: Config, split: data.Split, saved: dict | None = None) -> dict:
         "test": evaluate(config, model, split, "test"),
         "history": state["history"],
     }
-    write_json_atomically(out / "metrics.json", result)
+    runs.write_json_atomically(out / "metrics.json", result)
     print_table(result)
     return result
 

@@ -137,6 +137,8 @@ ROWS = [
     (RUN + " --resume", 1, ["not a checkpoint written by tinyhydra", "--overwrite"],
      {"run/checkpoint.npz": foreign_npz}),
     (RUN + " --resume", 1, ["not a training checkpoint", "--overwrite"], {"run/checkpoint.npz": weights_only}),
+    (RUN + " --resume --data {small} --eval full", 1, ["does not fit this SASRec", "the data the run was trained on"],
+     None),
 ]
 
 

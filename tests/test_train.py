@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyhydra import checkpoint, data
+from tinyhydra import checkpoint, data, runs
 
 from .scripts import load_script
 
@@ -116,9 +116,9 @@ def test_resume_continues_the_moving_average(script, dataset, tmp_path):
 
 def test_resume_keeps_the_folder_it_reads_the_checkpoint_from(script):
     saved = {"state": {"config": {"model": "bert4rec", "out": "runs/original", "lr": 0.002}}}
-    config = script.resumed_config(script.Config(out="runs/copy", resume=True), {"out"}, saved)
+    config = runs.resumed_config(script.Config(out="runs/copy", resume=True), {"out"}, saved)
     assert (config.model, config.lr, config.out) == ("bert4rec", 0.002, "runs/copy")
-    config = script.resumed_config(script.Config(model="bert4rec", resume=True), {"model"}, saved)
+    config = runs.resumed_config(script.Config(model="bert4rec", resume=True), {"model"}, saved)
     assert config.out == "runs/bert4rec"  # the default folder, where this checkpoint was read
 
 
