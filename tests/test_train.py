@@ -334,6 +334,23 @@ def test_results_table_history_at_chosen_epochs(results_table, tmp_path):
     assert rows[2] == "| sasrec | 0.0200 | 0.0600 |  |"
 
 
+def test_results_table_main_prints_both_tables_and_one_line_errors(results_table, tmp_path, capsys):
+    run = {"model": "sasrec", "epochs_run": 4, "best_epoch": 4, "seconds_per_epoch": 3.0, "device": "cpu",
+           "test": {"full/NDCG@10": 0.1}, "history": [{"epoch": e, "valid": {"full/NDCG@10": e / 100}}
+                                                     for e in (2, 4)]}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    results_table.main([str(tmp_path / "run.json"), "--epochs", "4"])
+    out = capsys.readouterr().out
+    assert "| sasrec | 4 (4) | 3.0 | cpu | - | 0.1000 | - | - |" in out and "| sasrec | 0.0400 |" in out
+    for argv, status, words in ((["--epochs", "x", str(tmp_path / "run.json")], 2, "comma-separated"),
+                                ([], 2, "required: paths"),
+                                ([str(tmp_path / "none.json")], 1, "not a readable metrics.json")):
+        with pytest.raises(SystemExit) as stop:
+            results_table.main(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == status and words in err and err.count("\n") == 1
+
+
 def test_sigterm_from_another_process_saves_a_checkpoint(dataset, tmp_path):
     """A run killed with SIGTERM (or SIGINT while started in the background) keeps its progress."""
     import os

@@ -28,9 +28,12 @@ import sys
 from .errors import TinyHydraError, UsageError
 
 
-def flag(default, help: str, choices=None):
-    """A dataclass field that :func:`parse_config` turns into a flag with this help text."""
-    metadata = {"help": help} if choices is None else {"help": help, "choices": tuple(choices)}
+def flag(default, help: str, choices=None, positional: bool = False):
+    """A dataclass field that :func:`parse_config` turns into a flag with this help text
+    (``positional``: an argument without a flag name, e.g. a list of files)."""
+    metadata = {"help": help, "positional": positional}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -69,23 +72,26 @@ def _kind(field) -> str:
 
 
 def build_parser(config_class, description: str = "") -> argparse.ArgumentParser:
-    """The parser of ``config_class``'s fields; flags left out are absent from the result."""
+    """The parser of ``config_class``'s fields; flags left out are absent from the result
+    (``--batch-size`` fills ``batch_size``: argparse turns dashes into underscores)."""
     parser = _Parser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
                      argument_default=argparse.SUPPRESS, allow_abbrev=False)
     for field in dataclasses.fields(config_class):
-        name = "--" + field.name.replace("_", "-")
+        positional = field.metadata.get("positional", False)
+        name = field.name if positional else "--" + field.name.replace("_", "-")
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        text = field.metadata.get("help", "").replace("%", "%%") + f" (default: {default!r})"
+        text = field.metadata.get("help", "").replace("%", "%%")
+        text += "" if positional else f" (default: {default!r})"
         choices, kind = field.metadata.get("choices"), _kind(field)
         if kind == "bool":
             parser.add_argument(name, nargs="?", const=True, type=_boolean, metavar="true|false",
-                                help=text, dest=field.name)
+                                help=text)
             parser.add_argument("--no-" + name[2:], action="store_const", const=False,
                                 dest=field.name, help=argparse.SUPPRESS)
         elif kind.startswith("list["):
-            parser.add_argument(name, nargs="+", type=_TYPES[kind[5:-1]], help=text, dest=field.name)
+            parser.add_argument(name, nargs="+", type=_TYPES[kind[5:-1]], help=text)
         else:
-            parser.add_argument(name, type=_TYPES[kind], choices=choices, help=text, dest=field.name)
+            parser.add_argument(name, type=_TYPES[kind], choices=choices, help=text)
     return parser
 
 
