@@ -48,9 +48,6 @@ except ImportError:  # tqdm is optional: fall back to a silent iterator
     def tqdm(iterable, **kwargs):
         return iterable
 
-__all__ = ["Config", "validate", "main"]
-
-
 def parse_args(argv) -> tuple[Config, set[str]]:
     """The checked config of the flags in ``argv`` over the defaults, and the names of the flags given."""
     config, given = cli.parse_config(Config, argv, description=__doc__)
