@@ -12,8 +12,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from dataclasses import dataclass
 
-from train_ml1m import BIDIRECTIONAL, Config, validate  # this folder is on sys.path
+from tinyhydra import cli
+from tinyhydra.config import BIDIRECTIONAL, Config, validate
+from tinyhydra.errors import DataFormatError, UsageError
 
 COLUMNS = [("full/HR@10", "full HR@10"), ("full/NDCG@10", "full NDCG@10"),
            ("sampled/HR@10", "sampled HR@10"), ("sampled/NDCG@10", "sampled NDCG@10")]
@@ -25,9 +28,20 @@ _DEFAULTS = dataclasses.asdict(validate(Config()))
 RECIPE_DEFAULTS = {name: _DEFAULTS[name] for name in RECIPE_FLAGS}
 
 
+@dataclass
+class Options:
+    paths: list[str] = cli.flag([], "metrics.json files of finished runs", positional=True)
+    epochs: str = cli.flag("", "comma-separated epochs of the history table, e.g. 10,20,40; "
+                               "'' = every validated epoch")
+
+
 def load_run(path) -> dict:
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as error:
+        raise DataFormatError(path, None, f"is not a readable metrics.json ({error}); give the "
+                              "metrics.json files that train_ml1m.py writes") from None
 
 
 def run_label(run: dict) -> str:
@@ -68,20 +82,26 @@ def history_table(paths, key: str = "full/NDCG@10", epochs=None) -> str:
     return "\n".join(lines)
 
 
-def main(argv) -> None:
-    epochs = None
-    if argv[:1] == ["--epochs"]:
-        try:
-            epochs = [int(e) for e in argv[1].split(",")]
-        except (IndexError, ValueError):
-            sys.exit("--epochs takes a comma-separated list of epoch numbers, e.g. --epochs 10,20,40")
-        argv = argv[2:]
-    if not argv:
-        sys.exit(__doc__)
-    print(table(argv))
-    print()
-    print(history_table(argv, epochs=epochs))
+def epoch_list(text: str) -> list[int] | None:
+    """``"10,20,40"`` -> [10, 20, 40]; ``""`` -> None (every epoch)."""
+    if not text:
+        return None
+    try:
+        return [int(e) for e in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--epochs {text}: give a comma-separated list of epoch numbers, "
+                         "e.g. --epochs 10,20,40") from None
+
+
+def main(argv=None) -> None:
+    with cli.one_line_errors():
+        options, _ = cli.parse_config(Options, sys.argv[1:] if argv is None else argv,
+                                      description=__doc__)
+        epochs = epoch_list(options.epochs)
+        print(table(options.paths))
+        print()
+        print(history_table(options.paths, epochs=epochs))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

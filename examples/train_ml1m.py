@@ -5,9 +5,9 @@
     python examples/train_ml1m.py --out runs/bert4rec --resume      # continue a stopped run
     python examples/train_ml1m.py --model bert4rec --max-minutes 60 # fit a one-hour budget
 
-Models: sasrec, hydrarec-uni, hydrarec-uni-decay, linrec-uni (causal, SASRec-style)
-and bert4rec, hydrarec-bi, hydrarec-bi-decay, linrec-bi (bidirectional, BERT4Rec-style). Every flag below is a field
-of Config: `--batch-size 64` sets `batch_size`. Without `--data` the GroupLens
+Models: sasrec, hydrarec-uni, hydrarec-uni-decay, linrec-uni (causal, SASRec-style) and
+bert4rec, hydrarec-bi, hydrarec-bi-decay, linrec-bi (bidirectional, BERT4Rec-style). Every flag is a field of
+tinyhydra.config.Config (`--batch-size 64` sets `batch_size`); --help lists them. Without `--data` the GroupLens
 ml-1m.zip is downloaded into the cache (TINYHYDRA_CACHE, default ~/.cache/tinyhydra).
 
 Loss defaults (`--loss auto`): full softmax cross-entropy over all 3,416 items for
@@ -16,28 +16,31 @@ every model. For the causal models it replaces SASRec's original one-negative BC
 results at any budget (Klenitskiy & Vasilev 2023, Petrov & Macdonald 2023);
 `--loss sampled --negatives N` is the cheap middle ground for large catalogues.
 
-Outputs in --out: checkpoint.npz (every epoch, written atomically; also on Ctrl-C),
+Outputs in --out: checkpoint.npz (after every epoch, written atomically; an epoch
+interrupted by Ctrl-C or SIGTERM is discarded and --resume replays it exactly),
 best.npz (weights with the best validation NDCG@10; with --ema, the averaged weights),
-metrics.json.
+metrics.json. An --out that already holds a run needs --resume or --overwrite.
+
+Every flag and the data are checked before anything is trained or written. A mistake
+ends with one line on stderr: exit status 2 for flags (usage), 1 for data and
+checkpoint files; see docs/troubleshooting.md.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
-import json
-import os
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 import tinyhydra as th
-from tinyhydra import backend, checkpoint, data, metrics, models, optim
+from tinyhydra import backend, checkpoint, cli, data, metrics, models, optim, runs
+from tinyhydra.config import BIDIRECTIONAL, SAMPLED_EVAL_NEGATIVES, Config, model_kwargs, validate
+from tinyhydra.errors import BackendError, DataFormatError, UsageError
 
 try:
     from tqdm.auto import tqdm
@@ -45,197 +48,13 @@ except ImportError:  # tqdm is optional: fall back to a silent iterator
     def tqdm(iterable, **kwargs):
         return iterable
 
-
-@dataclass
-class Config:
-    data: str = ""                 # SASRec .txt(.gz), ratings.dat or ml-1m.zip; "" = download ml-1m.zip
-    model: str = "sasrec"          # a name of models.MODELS, e.g. hydrarec-uni or hydrarec-bi-decay
-    device: str = "cpu"            # cpu or gpu (CuPy)
-    epochs: int = 200
-    batch_size: int = 128
-    max_len: int = 200
-    dim: int = 0                   # 0 = the model's default (SASRec 50, BERT4Rec 64)
-    layers: int = 2
-    heads: int = 0                 # 0 = the model's default (SASRec 1, BERT4Rec 2)
-    dropout: float = -1.0          # < 0 = the model's default (SASRec 0.2, BERT4Rec 0.1)
-    conv: int = 0                  # > 0: depthwise convolution of this width before Q/K/V
-    fixed_decay: bool = False      # *-decay models: keep the initial half-lives (no learning)
-    mask_prob: float = 0.2         # BERT4Rec cloze masking probability
-    mask_last: float = 0.0         # probability of also masking a sequence's last item (cloze)
-    random_window: float = 0.0     # probability that a sequence longer than max_len trains on
-                                   # a random window of it instead of its last items
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    ema: float = 0.0               # > 0: validate and keep a moving average of the weights (decay)
-    loss: str = "auto"             # auto, ce, sampled, bce (see the module docstring)
-    negatives: int = 256           # negatives per position for --loss sampled
-    seed: int = 42
-    eval: str = "both"             # both, full, sampled, none
-    eval_every: int = 1            # validate every N epochs
-    patience: int = 10             # stop after this many validations without a better NDCG@10
-    max_steps: int = 0             # > 0: at most this many steps per epoch (smoke tests)
-    max_minutes: float = 0.0       # > 0: start no epoch that would end past this wall time
-    out: str = ""                  # "" = runs/<model>
-    resume: bool = False
-    progress: bool = True
-
-
-BIDIRECTIONAL = {name for name, model_class in models.MODELS.items() if not model_class.causal}
-
-
 def parse_args(argv) -> tuple[Config, set[str]]:
-    """The config of ``--key value`` flags over the defaults, and the names of the flags given."""
-    config, given = Config(), set()
-    fields = {f.name: f for f in dataclasses.fields(Config)}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg in ("-h", "--help"):
-            print(__doc__)
-            print("flags: " + " ".join(f"--{name.replace('_', '-')}" for name in fields))
-            sys.exit(0)
-        name = arg[2:].replace("-", "_") if arg.startswith("--") else None
-        if name not in fields:
-            sys.exit(f"unknown argument {arg!r}; known flags: "
-                     + ", ".join(f"--{n.replace('_', '-')}" for n in fields))
-        field_type = type(getattr(config, name))
-        if field_type is bool:
-            value, i = True, i + 1
-            if i < len(argv) and argv[i].lower() in ("true", "false", "1", "0"):
-                value, i = argv[i].lower() in ("true", "1"), i + 1
-        else:
-            if i + 1 >= len(argv):
-                sys.exit(f"{arg} needs a value")
-            try:
-                value = field_type(argv[i + 1])
-            except ValueError:
-                sys.exit(f"{arg} expects a {field_type.__name__}, got {argv[i + 1]!r}")
-            i += 2
-        setattr(config, name, value)
-        given.add(name)
+    """The checked config of the flags in ``argv`` over the defaults, and the names of the flags given."""
+    config, given = cli.parse_config(Config, argv, description=__doc__)
     return validate(config), given
 
 
-def validate(config: Config) -> Config:
-    if config.model not in tuple(models.MODELS):
-        sys.exit(f"--model must be one of {', '.join(tuple(models.MODELS))}, got {config.model!r}")
-    if config.device not in ("cpu", "gpu"):
-        sys.exit(f"--device must be cpu or gpu, got {config.device!r}")
-    if config.loss == "auto":
-        config.loss = "ce"
-    if config.loss not in ("ce", "sampled", "bce"):
-        sys.exit(f"--loss must be auto, ce, sampled or bce, got {config.loss!r}")
-    if config.loss == "bce" and config.model in BIDIRECTIONAL:
-        sys.exit("--loss bce is SASRec's loss; bidirectional models use ce or sampled")
-    for name in ("mask_prob", "mask_last", "random_window"):
-        if not 0.0 <= getattr(config, name) <= 1.0:
-            sys.exit(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(config, name)}")
-    if not 0.0 <= config.ema < 1.0:
-        sys.exit(f"--ema must be in [0, 1) (0 = off; e.g. 0.998), got {config.ema}")
-    if config.max_minutes < 0:
-        sys.exit(f"--max-minutes must be >= 0 (0 = no limit), got {config.max_minutes}")
-    if config.eval not in ("both", "full", "sampled", "none"):
-        sys.exit(f"--eval must be both, full, sampled or none, got {config.eval!r}")
-    if config.conv < 0:
-        sys.exit(f"--conv is a convolution width (0 = off, e.g. 4), got {config.conv}")
-    model_kwargs(config)  # flags the model does not take are refused here, before any work
-    if not config.out:
-        config.out = os.path.join("runs", config.model)
-    return config
-
-
-# model argument -> (its flag, its value from the config or None when the flag is not set)
-def _model_flags(config: Config) -> dict:
-    return {
-        "dim": ("--dim", config.dim or None),
-        "num_heads": ("--heads", config.heads or None),
-        "dropout": ("--dropout", config.dropout if config.dropout >= 0 else None),
-        "mask_prob": ("--mask-prob", config.mask_prob if config.model in BIDIRECTIONAL else None),
-        "conv": ("--conv", config.conv or None),
-        "learn_decay": ("--fixed-decay", False if config.fixed_decay else None),
-    }
-
-
-def model_kwargs(config: Config) -> dict:
-    """Keyword arguments of the model class from the flags that are set; a set flag the
-    class does not take (``--heads`` for Hydra, one head per feature) ends the run."""
-    accepted = inspect.signature(models.MODELS[config.model]).parameters
-    kwargs = {"max_len": config.max_len, "num_layers": config.layers}
-    for name, (flag, value) in _model_flags(config).items():
-        if value is None:
-            continue
-        if name not in accepted:
-            sys.exit(f"{flag} does not apply to --model {config.model}; leave it out")
-        kwargs[name] = value
-    return kwargs
-
-
-# ------------------------------------------------------------------ checkpoints
-# Not taken from the checkpoint by --resume: the settings of one invocation, and the folder
-# the checkpoint is read from (a run folder copied elsewhere goes on in its new place).
-NOT_RESUMED = ("resume", "max_minutes", "progress", "out")
-
-
-def checkpoint_path_of(config: Config) -> Path:
-    return Path(config.out) / "checkpoint.npz"
-
-
-def read_checkpoint(config: Config) -> dict:
-    """The training checkpoint in --out, for --resume (one line and exit when there is none)."""
-    path = checkpoint_path_of(config)
-    if not path.exists():
-        sys.exit(f"--resume: no checkpoint at {path}")
-    return checkpoint.load(path)
-
-
-def resumed_config(config: Config, given: set[str], saved: dict) -> Config:
-    """Every flag not on the command line takes the value the run was trained with (its
-    config is in the checkpoint ``saved``), so ``--out DIR --resume`` continues the run
-    as it was; flags on the command line win. A checkpoint without a saved config
-    keeps ``config``."""
-    run_config = saved["state"].get("config")
-    if not run_config:
-        return config
-    names = {f.name for f in dataclasses.fields(Config)}
-    kept = {name: value for name, value in run_config.items()
-            if name in names and name not in given and name not in NOT_RESUMED}
-    return validate(dataclasses.replace(config, **kept))
-
-
-def write_json_atomically(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
-
-
-CHECKPOINT_VERSION = 2  # 2: library RNGs reseeded per epoch, so a resumed run is exact
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The library generators' seed for ``epoch`` (dropout masks, sampled negatives).
-
-    Reseeding at every epoch start, instead of checkpointing the generators, makes an
-    epoch's random numbers depend only on (seed, epoch) on every backend (CuPy's
-    generator state cannot be saved), so a run resumed after epoch k is exactly the
-    run that never stopped."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
-
-
-def save_training_state(path: Path, model, optimizer, ema, state: dict, rng) -> None:
-    checkpoint.save({"version": CHECKPOINT_VERSION,
-                     "model": model.state_dict(), "optim": optimizer.state_dict(),
-                     "ema": ema.state_dict() if ema else None,
-                     "state": state, "rng": rng.bit_generator.state}, path)
-
-
-def restore_training_state(saved: dict, model, optimizer, rng) -> dict:
-    """Weights, Adam state and RNG state from a checkpoint tree; returns the loop's state."""
-    model.load_state_dict(saved["model"])
-    optimizer.load_state_dict(saved["optim"])
-    rng.bit_generator.state = saved["rng"]
-    return saved["state"]
-
-
+# ----------------------------------------------------------------------- training
 def moving_average(config: Config, model, saved: dict | None):
     """The --ema average of the weights (None without --ema). A resumed run continues its
     average; a run that had none starts it from the weights it resumes with."""
@@ -253,7 +72,6 @@ def averaged_weights(ema):
     return ema.average_parameters() if ema else contextlib.nullcontext()
 
 
-# ----------------------------------------------------------------------- training
 def build(config: Config, num_items: int):
     model = models.build_model(config.model, num_items, **model_kwargs(config)).to(config.device)
     optimizer = optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.98),
@@ -261,13 +79,15 @@ def build(config: Config, num_items: int):
     return model, optimizer
 
 
-def epoch_batches(config: Config, split, model, rng):
+def epoch_batches(config: Config, split, model, rng, unused_ce_negatives: bool = False):
+    """One epoch of batches. Full CE needs no negatives and draws none, except in runs
+    begun with version-2 checkpoints (``unused_ce_negatives``), which resume exactly."""
     if config.model in BIDIRECTIONAL:
         return data.cloze_batches(split, config.batch_size, config.max_len, rng,
                                   mask_token=model.mask_token, mask_prob=config.mask_prob,
                                   mask_last_prob=config.mask_last,
                                   random_window_prob=config.random_window)
-    num_negatives = config.negatives if config.loss == "sampled" else 1
+    num_negatives = {"sampled": config.negatives, "bce": 1, "ce": int(unused_ce_negatives)}[config.loss]
     return data.causal_batches(split, config.batch_size, config.max_len, rng, num_negatives=num_negatives,
                                random_window_prob=config.random_window)
 
@@ -336,13 +156,51 @@ def stop_signals_save_checkpoints():
 
 
 def main(argv=None) -> dict:
-    config, given = parse_args(sys.argv[1:] if argv is None else argv)
+    """Checks everything (flags, run folder, checkpoint, data), then trains; a mistake ends
+    with one line on stderr and exit status 2 (flags) or 1 (files)."""
+    with cli.one_line_errors():
+        config, saved, split = prepare(sys.argv[1:] if argv is None else argv)
+        with stop_signals_save_checkpoints():
+            return train(config, split, saved)
+
+
+def prepare(argv) -> tuple[Config, dict | None, data.Split]:
+    """(config, checkpoint tree or None, split), once every check has passed; nothing is
+    written before that."""
+    config, given = parse_args(argv)
+    runs.check_run_folder(config)
     saved = None
     if config.resume:
-        saved = read_checkpoint(config)  # read once: the run's flags, then its weights
-        config = resumed_config(config, given, saved)
-    with stop_signals_save_checkpoints():
-        return train(config, saved)
+        saved = runs.read_checkpoint(config)  # read once: the run's flags, then its weights
+        config = runs.resumed_config(config, given, saved)
+    if config.device == "gpu":
+        try:
+            backend.require_cupy()
+        except BackendError as error:
+            raise BackendError(f"--device gpu: {error}") from None
+    return config, saved, load_split(config)
+
+
+def load_split(config: Config) -> data.Split:
+    """The leave-one-out split of --data (downloaded without it), checked against the flags."""
+    path = config.data or str(data.download_ml1m())
+    split = data.leave_one_out(data.load_dataset(path))
+    evaluated = np.flatnonzero(split.test_target)
+    if len(evaluated) == 0:
+        raise DataFormatError(path, None, "no user has 3 or more interactions, so nothing can be "
+                              "validated or tested (the last two items of a user are held out)")
+    trained = [s for s in split.train if len(s) >= (1 if config.model in BIDIRECTIONAL else 2)]
+    if config.loss in ("sampled", "bce") and data.fewest_unseen_items(trained, split.num_items) < 1:
+        raise UsageError(f"--loss {config.loss} samples items a user never trained on, but a user "
+                         f"in {path} trained on every item; use --loss ce")
+    if config.eval in ("both", "sampled"):
+        fewest = data.fewest_unseen_items(data.interacted_items(split, evaluated), split.num_items)
+        if fewest < SAMPLED_EVAL_NEGATIVES:
+            raise UsageError(
+                f"--eval {config.eval}: the sampled protocol ranks each target among "
+                f"{SAMPLED_EVAL_NEGATIVES} items the user never interacted with, but in {path} "
+                f"({split.num_items} items) a user has only {fewest}; use --eval full")
+    return split
 
 
 def wall_clock() -> float:
@@ -350,33 +208,26 @@ def wall_clock() -> float:
     return time.monotonic()
 
 
-def train(config: Config, saved: dict | None = None) -> dict:
+def train(config: Config, split: data.Split, saved: dict | None = None) -> dict:
     """Trains (continuing from the checkpoint tree ``saved`` if given), evaluates, writes
     metrics.json and returns its contents."""
     started = wall_clock()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    if config.overwrite:
+        for name in runs.RUN_FILES:
+            (out / name).unlink(missing_ok=True)
     th.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-
-    try:
-        path = config.data or str(data.download_ml1m())
-    except data.DownloadError as error:
-        sys.exit(f"error: {error}")
-    split = data.leave_one_out(data.load_dataset(path))
     model, optimizer = build(config, split.num_items)
     print(f"{config.model}: {model.num_parameters():,} parameters, {split.num_users} users, "
           f"{split.num_items} items, device {config.device}, loss {config.loss}")
 
     state = {"epochs_done": 0, "best_ndcg": -1.0, "best_epoch": 0, "bad_validations": 0,
-             "history": [], "train_seconds": 0.0, "train_steps": 0}
-    checkpoint_path = checkpoint_path_of(config)
+             "history": [], "train_seconds": 0.0, "train_steps": 0, "unused_ce_negatives": False}
+    checkpoint_path = runs.checkpoint_path_of(config)
     if saved is not None:
-        try:
-            state = restore_training_state(saved, model, optimizer, rng)
-        except (KeyError, ValueError) as error:  # another model, size or optimizer
-            sys.exit(f"--resume: {checkpoint_path} does not fit this {config.model} "
-                     f"({error}); resume with the flags the run was trained with")
+        state = runs.restore_training_state(saved, model, optimizer, rng, checkpoint_path)
         print(f"resumed after epoch {state['epochs_done']} (best valid NDCG@10 "
               f"{state['best_ndcg']:.4f} at epoch {state['best_epoch']})")
         for name in ("lr", "weight_decay"):  # the command line wins over the checkpoint
@@ -388,7 +239,7 @@ def train(config: Config, saved: dict | None = None) -> dict:
     ema = moving_average(config, model, saved)
     state["config"] = dataclasses.asdict(config)  # what --resume takes flags from
     if saved is None:  # epoch 0, so an interrupted first epoch can be resumed too
-        save_training_state(checkpoint_path, model, optimizer, ema, state, rng)
+        runs.save_training_state(checkpoint_path, model, optimizer, ema, state, rng)
     key = "full/NDCG@10" if config.eval in ("both", "full") else "sampled/NDCG@10"
     stop_reason, longest_epoch = "epochs", 0.0
     try:
@@ -405,9 +256,10 @@ def train(config: Config, saved: dict | None = None) -> dict:
                       "--resume continues")
                 break
             epoch_started = wall_clock()
-            th.manual_seed(epoch_seed(config.seed, epoch))
+            th.manual_seed(runs.epoch_seed(config.seed, epoch))
             loss, seconds, steps = train_one_epoch(config, epoch, model, optimizer, ema,
-                                                   epoch_batches(config, split, model, rng))
+                                                   epoch_batches(config, split, model, rng,
+                                                                 state["unused_ce_negatives"]))
             record = {"epoch": epoch, "loss": loss, "seconds": seconds}
             state["train_seconds"] += seconds
             state["train_steps"] += steps
@@ -422,7 +274,7 @@ def train(config: Config, saved: dict | None = None) -> dict:
                         state["bad_validations"] += 1
             state["history"].append(record)
             state["epochs_done"] = epoch
-            save_training_state(checkpoint_path, model, optimizer, ema, state, rng)
+            runs.save_training_state(checkpoint_path, model, optimizer, ema, state, rng)
             shown = f" valid {key} {record['valid'][key]:.4f}" if "valid" in record else ""
             print(f"epoch {epoch:3d}  loss {loss:.4f}  {seconds:.1f}s{shown}", flush=True)
             longest_epoch = max(longest_epoch, wall_clock() - epoch_started)
@@ -449,7 +301,7 @@ def train(config: Config, saved: dict | None = None) -> dict:
         "test": evaluate(config, model, split, "test"),
         "history": state["history"],
     }
-    write_json_atomically(out / "metrics.json", result)
+    runs.write_json_atomically(out / "metrics.json", result)
     print_table(result)
     return result
 

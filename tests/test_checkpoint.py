@@ -29,3 +29,44 @@ def test_a_foreign_npz_is_a_clear_error(tmp_path):
     np.savez(tmp_path / "other.npz", x=np.ones(2))
     with pytest.raises(ValueError, match="not a checkpoint"):
         checkpoint.load(tmp_path / "other.npz")
+
+
+def write_garbage(path):
+    path.write_bytes(b"this is not a zip archive at all")
+
+
+def write_truncated(path):
+    checkpoint.save({"w": np.arange(10_000.0)}, path)
+    path.write_bytes(path.read_bytes()[:5000])
+
+
+def write_pickle(path):
+    np.save(path.with_suffix(".npy"), np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    path.with_suffix(".npy").rename(path)  # an object array: numpy would advise allow_pickle
+
+
+def write_folder(path):
+    path.mkdir()
+
+
+@pytest.mark.parametrize("make", [write_garbage, write_truncated, write_pickle, write_folder, None])
+def test_unreadable_files_raise_checkpoint_error_without_unsafe_advice(tmp_path, make):
+    path = tmp_path / "checkpoint.npz"
+    if make is not None:
+        make(path)
+    with pytest.raises(checkpoint.CheckpointError) as info:
+        checkpoint.load(path)
+    message = str(info.value)
+    assert str(path) in message and "pickle" not in message
+    assert ("no such" in message) if make in (None, write_folder) else ("cannot be read" in message)
+
+
+def test_version_is_checked_on_load(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    checkpoint.save({"version": 2, "w": np.ones(2)}, path)
+    assert checkpoint.load(path, versions=(2, 3))["version"] == 2
+    with pytest.raises(checkpoint.CheckpointError, match="version 2; this tinyhydra reads version 3"):
+        checkpoint.load(path, versions=(3,))
+    checkpoint.save({"w": np.ones(2)}, path)
+    with pytest.raises(checkpoint.CheckpointError, match="has no version number"):
+        checkpoint.load(path, versions=(3,))

@@ -50,10 +50,37 @@ def test_sasrec_gz_round_trip(tmp_path):
     assert gzip.open(tmp_path / "toy.txt.gz").read() == (tmp_path / "toy.txt").read_bytes()
 
 
-def test_sasrec_reader_accepts_crlf_and_missing_final_newline(tmp_path):
+def test_sasrec_reader_accepts_crlf_blank_lines_and_missing_final_newline(tmp_path):
     path = tmp_path / "crlf.txt"
-    path.write_bytes(b"1 1\r\n1 2\r\n2 1")
+    path.write_bytes(b"1 1\r\n\r\n1 2\r\n2 1")
     assert as_lists(read_sasrec_txt(path)) == [[1, 2], [1]]
+
+
+def test_ids_up_to_the_int64_limit_stay_distinct(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_text("1 9223372036854775807\n1 9223372036854775806\n")
+    assert as_lists(read_sasrec_txt(path)) == [[2, 1]]  # remapped by sorted id, not clamped
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("missing.txt", None, "no such file"),
+    ("folder.txt", "dir", "is a folder"),
+    ("plain.txt.gz", b"1 2\n", "not gzip-compressed"),
+    ("cut.txt.gz", "truncated", "truncated or corrupt"),
+    ("ml-1m.zip", b"PK not really a zip", "not a readable zip archive"),
+    ("ratings.csv", b"1,2\n", "don't know how to read"),
+])
+def test_unreadable_files_are_named_with_what_to_do(tmp_path, name, content, words):
+    path = tmp_path / name
+    if content == "dir":
+        path.mkdir()
+    elif content == "truncated":
+        path.write_bytes(gzip.compress(b"1 2\n" * 1000)[:-30])
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DataFormatError, match=words) as info:
+        load_dataset(path)
+    assert str(path) in str(info.value)
 
 
 @pytest.mark.parametrize("content, line, words", [
@@ -67,7 +94,11 @@ def test_sasrec_reader_accepts_crlf_and_missing_final_newline(tmp_path):
     ("1 2\n0 3\n", 2, "positive"),
     ("1 2 3\n", 1, "expected 2 fields"),
     ("1 2\n7\n", 2, "expected 2 fields"),
-    ("1 2\n\n1 3\n", 2, "expected 2 fields"),
+    ("1 2\n1,3\n", 2, "separate fields by spaces or tabs"),
+    ("1 2\n#1 3\n", 2, "not an integer"),
+    ("1 2\n1 3.0\n", 2, "not an integer"),
+    ("1 2\n1 99999999999999999999\n", 2, "beyond the int64 range"),
+    ("1 2\n9223372036854775808 3\n", 2, "beyond the int64 range"),
 ])
 def test_sasrec_reader_names_file_and_line_of_bad_input(tmp_path, content, line, words):
     path = tmp_path / "bad.txt"
@@ -142,6 +173,8 @@ def test_zip_without_ratings_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("bad_line, words", [
     ("1::2::3", "expected 4 fields"),
     ("1::2::3::4::5", "expected 4 fields"),
+    ("::1::2::3", "not an integer"),
+    ("1::2::3::4::", "expected 4 fields"),
     ("1::::2::3::4", "expected 4 fields"),
     ("1::x::3::4", "not an integer"),
     ("1::2::3:: 4", "not an integer"),
@@ -173,7 +206,7 @@ def fake_zip(tmp_path):
 
 
 def test_download_without_network_fails_fast_and_says_where_to_put_the_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "ML1M_URL", "http://127.0.0.1:9/ml-1m.zip")  # closed port
+    monkeypatch.setattr(data.download, "ML1M_URL", "http://127.0.0.1:9/ml-1m.zip")  # closed port
     cache = tmp_path / "cache"
     start = time.perf_counter()
     with pytest.raises(DownloadError) as info:
@@ -185,8 +218,8 @@ def test_download_without_network_fails_fast_and_says_where_to_put_the_file(tmp_
 
 def test_download_rejects_wrong_md5_and_leaves_nothing(tmp_path, monkeypatch, fake_zip):
     source, _ = fake_zip
-    monkeypatch.setattr(data, "ML1M_URL", source.as_uri())
-    monkeypatch.setattr(data, "ML1M_MD5", "0" * 32)
+    monkeypatch.setattr(data.download, "ML1M_URL", source.as_uri())
+    monkeypatch.setattr(data.download, "ML1M_MD5", "0" * 32)
     cache = tmp_path / "cache"
     with pytest.raises(DownloadError, match="md5"):
         data.download_ml1m(cache)
@@ -195,19 +228,19 @@ def test_download_rejects_wrong_md5_and_leaves_nothing(tmp_path, monkeypatch, fa
 
 def test_download_then_reuse_cache_without_network(tmp_path, monkeypatch, fake_zip):
     source, md5 = fake_zip
-    monkeypatch.setattr(data, "ML1M_URL", source.as_uri())
-    monkeypatch.setattr(data, "ML1M_MD5", md5)
+    monkeypatch.setattr(data.download, "ML1M_URL", source.as_uri())
+    monkeypatch.setattr(data.download, "ML1M_MD5", md5)
     monkeypatch.setenv("TINYHYDRA_CACHE", str(tmp_path / "env-cache"))
     path = data.download_ml1m()
     assert path == tmp_path / "env-cache" / "ml-1m.zip"
     assert path.read_bytes() == source.read_bytes()
-    monkeypatch.setattr(data, "ML1M_URL", "http://127.0.0.1:9/ml-1m.zip")
+    monkeypatch.setattr(data.download, "ML1M_URL", "http://127.0.0.1:9/ml-1m.zip")
     assert data.download_ml1m() == path  # md5 matches: no download attempted
     assert as_lists(load_dataset(path)) == EXPECTED
 
 
 def test_existing_file_with_wrong_md5_is_reported_not_deleted(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "ML1M_URL", "http://127.0.0.1:9/ml-1m.zip")
+    monkeypatch.setattr(data.download, "ML1M_URL", "http://127.0.0.1:9/ml-1m.zip")
     (tmp_path / "ml-1m.zip").write_bytes(b"not a zip")
     with pytest.raises(DownloadError, match="exists but its md5"):
         data.download_ml1m(tmp_path)
@@ -270,6 +303,18 @@ def test_causal_batches(synthetic_split):
         for row in range(len(inputs)):
             train = np.append(inputs[row][inputs[row] > 0], targets[row, -1])
             assert not np.isin(negatives[row], train).any()
+
+
+def test_causal_batches_without_negatives_draw_none():
+    everything = np.r_[1:11, 3, 4]  # trains on every item: no negative exists for this user
+    split = leave_one_out(Interactions([everything, np.array([3, 1, 2, 5])], 2, 10))
+    rng, shuffle_only = np.random.default_rng(0), np.random.default_rng(0)
+    (batch,) = causal_batches(split, 8, 4, rng, num_negatives=0)
+    assert batch.negatives is None and batch.targets.shape == (2, 4)
+    shuffle_only.permutation(2)
+    assert rng.bit_generator.state == shuffle_only.bit_generator.state  # nothing else drawn
+    with pytest.raises(ValueError, match="every item"):
+        list(causal_batches(split, 8, 4, np.random.default_rng(0), num_negatives=1))
 
 
 def test_causal_batches_truncate_and_skip_short_users():
@@ -420,6 +465,15 @@ def test_sample_negatives_for_eval(synthetic_split):
 def test_sample_negatives_needs_enough_unseen_items(small_split):
     with pytest.raises(ValueError, match="fewer than 100 unseen"):
         sample_negatives_for_eval(small_split, [0], "test")
+
+
+def test_fewest_unseen_items(small_split):
+    # 9 items; user 3 saw 2, 4, 6, 8, 1 (5 items), the most of the users
+    everything = data.interacted_items(small_split, range(4))
+    assert [s.tolist() for s in everything[:2]] == [[1, 2, 3, 4], [5, 6, 0, 0]]
+    assert data.fewest_unseen_items(everything, 9) == 4
+    assert data.fewest_unseen_items(small_split.train, 9) == 6  # user 3 trains on 2, 4, 6
+    assert data.fewest_unseen_items([], 9) == 9
 
 
 def test_sample_negatives_takes_all_remaining_items_when_num_is_exact(small_split):

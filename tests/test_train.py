@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyhydra import checkpoint, data, models
+from tinyhydra import checkpoint, data, models, runs
 
 from .scripts import load_script
 
@@ -60,7 +60,7 @@ def test_causal_losses(script, dataset, tmp_path, loss):
 @pytest.mark.parametrize("model", ["sasrec", "bert4rec"])
 def test_random_windows_reach_the_batches(script, dataset, tmp_path, monkeypatch, model):
     calls = []
-    monkeypatch.setattr(data, "training_windows",
+    monkeypatch.setattr(data.batches, "training_windows",
                         lambda *args: calls.append(args[3]) or [s[-args[1]:] for s in args[0]])
     script.main(small_run(dataset, tmp_path, "--model", model, "--epochs", "1", "--max-len", "8",
                           "--random-window", "0.5", "--eval", "none"))
@@ -116,16 +116,38 @@ def test_resume_continues_the_moving_average(script, dataset, tmp_path):
 
 def test_resume_keeps_the_folder_it_reads_the_checkpoint_from(script):
     saved = {"state": {"config": {"model": "bert4rec", "out": "runs/original", "lr": 0.002}}}
-    config = script.resumed_config(script.Config(out="runs/copy", resume=True), {"out"}, saved)
+    config = runs.resumed_config(script.Config(out="runs/copy", resume=True), {"out"}, saved)
     assert (config.model, config.lr, config.out) == ("bert4rec", 0.002, "runs/copy")
-    config = script.resumed_config(script.Config(model="bert4rec", resume=True), {"model"}, saved)
+    config = runs.resumed_config(script.Config(model="bert4rec", resume=True), {"model"}, saved)
     assert config.out == "runs/bert4rec"  # the default folder, where this checkpoint was read
 
 
-def test_resume_with_another_size_says_what_does_not_fit(script, dataset, tmp_path):
+def test_resume_on_other_data_says_the_checkpoint_does_not_fit(script, dataset, tmp_path, capsys):
     script.main(small_run(dataset, tmp_path, "--epochs", "1"))
-    with pytest.raises(SystemExit, match=r"does not fit this sasrec \(.*shape mismatch.*flags the run"):
-        script.main(small_run(dataset, tmp_path, "--epochs", "2", "--resume", "--dim", "8"))
+    other = tmp_path / "other.txt"
+    data.write_sasrec_txt(data.synthetic_interactions(150, 200, 8, 30, seed=1), other)
+    with pytest.raises(SystemExit) as stop:
+        script.main(["--out", str(tmp_path), "--resume", "--epochs", "2", "--data", str(other)])
+    assert stop.value.code == 1
+    assert "does not fit this SASRec" in capsys.readouterr().err
+
+
+def test_overwrite_starts_over_and_leaves_nothing_of_the_old_run(script, dataset, tmp_path):
+    script.main(small_run(dataset, tmp_path, "--epochs", "1", "--eval", "full"))
+    assert (tmp_path / "best.npz").exists()
+    result = script.main(small_run(dataset, tmp_path, "--epochs", "1", "--eval", "none", "--overwrite"))
+    assert not (tmp_path / "best.npz").exists()  # the old run's weights cannot leak into the test
+    assert result["test"] == {} and result["config"]["eval"] == "none"
+
+
+def test_full_ce_trains_a_user_who_has_seen_every_item(script, tmp_path):
+    """Causal full-CE training draws no negatives, so no item needs to be left unseen."""
+    path = tmp_path / "all.txt"
+    lines = [f"1 {i}" for i in range(1, 21)] + ["1 3", "1 4"]  # user 1 trains on all 20 items
+    lines += [f"{u} {i}" for u in range(2, 6) for i in (1, 2, 3, 4)]
+    path.write_text("\n".join(lines) + "\n")
+    result = script.main(small_run(path, tmp_path / "run", "--epochs", "1", "--eval", "full"))
+    assert result["epochs_run"] == 1 and "full/NDCG@10" in result["test"]
 
 
 def test_resume_uses_the_learning_rate_of_the_command_line(script, dataset, tmp_path, capsys):
@@ -160,22 +182,95 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(script, dataset, tmp_path, monke
     assert result["epochs_run"] == 3 and len(result["history"]) == 3
 
 
-@pytest.mark.parametrize("model", ["sasrec", "bert4rec"])
-def test_resumed_run_is_exactly_the_uninterrupted_run(script, dataset, tmp_path, model):
+def without_seconds(history):
+    """A run's history without the wall-clock seconds (which differ between two runs)."""
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+
+
+EXACT_RESUME_CASES = [
+    ("sasrec", []),
+    ("bert4rec", []),
+    ("hydrarec-uni", ["--loss", "sampled", "--negatives", "8"]),
+    ("hydrarec-bi", ["--mask-last", "0.5"]),
+]
+
+
+@pytest.mark.parametrize("model, extra", EXACT_RESUME_CASES, ids=[case[0] for case in EXACT_RESUME_CASES])
+def test_resumed_run_is_exactly_the_uninterrupted_run(script, dataset, tmp_path, model, extra):
     """3 epochs straight == 1 epoch + --resume to 3, bit for bit, with dropout on."""
-    flags = ["--model", model, "--dropout", "0.3", "--random-window", "0.5", "--ema", "0.9"]
+    flags = ["--model", model, "--dropout", "0.3", "--random-window", "0.5", "--ema", "0.9", *extra]
     straight = script.main(small_run(dataset, tmp_path / "straight", *flags, "--epochs", "3"))
     script.main(small_run(dataset, tmp_path / "resumed", *flags, "--epochs", "1"))
     resumed = script.main(small_run(dataset, tmp_path / "resumed", "--epochs", "3", "--resume"))
-    for key in ("history", "valid", "test"):
-        a, b = straight[key], resumed[key]
-        if key == "history":  # wall-clock seconds differ, everything else must not
-            a = [{k: v for k, v in r.items() if k != "seconds"} for r in a]
-            b = [{k: v for k, v in r.items() if k != "seconds"} for r in b]
-        assert a == b, key
+    assert_same_run(straight, resumed)
     weights = [checkpoint.load(tmp_path / run / "checkpoint.npz")["model"] for run in ("straight", "resumed")]
     for name, array in weights[0].items():
         np.testing.assert_array_equal(weights[1][name], array, err_msg=name)
+
+
+def assert_same_run(straight: dict, resumed: dict) -> None:
+    assert without_seconds(straight["history"]) == without_seconds(resumed["history"])
+    assert (straight["valid"], straight["test"]) == (resumed["valid"], resumed["test"])
+
+
+VERSION_2_COMMIT = "6798561"  # the last script that wrote version-2 checkpoints
+
+
+def test_a_version_2_checkpoint_resumes_exactly(script, dataset, tmp_path):
+    """A run begun by the script that wrote version-2 checkpoints (full CE then drew one
+    unused negative per position) goes on exactly as that script would have gone on."""
+    import importlib.util
+    import subprocess
+
+    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{VERSION_2_COMMIT}:examples/train_ml1m.py"],
+                            capture_output=True, text=True)
+    if source.returncode:
+        pytest.skip("needs the git history (the script that wrote version-2 checkpoints)")
+    (tmp_path / "train_v2.py").write_text(source.stdout)
+    spec = importlib.util.spec_from_file_location("train_v2", tmp_path / "train_v2.py")
+    old = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = old
+    spec.loader.exec_module(old)
+
+    flags = ["--model", "sasrec", "--random-window", "0.5", "--eval", "full"]  # causal, full CE
+    straight = old.main(small_run(dataset, tmp_path / "straight", *flags, "--epochs", "3"))
+    old.main(small_run(dataset, tmp_path / "resumed", *flags, "--epochs", "1"))
+    assert checkpoint.load(tmp_path / "resumed" / "checkpoint.npz")["version"] == 2
+    script.main(small_run(dataset, tmp_path / "resumed", "--epochs", "2", "--resume"))
+    assert checkpoint.load(tmp_path / "resumed" / "checkpoint.npz")["version"] == 3
+    resumed = script.main(small_run(dataset, tmp_path / "resumed", "--epochs", "3", "--resume"))
+    assert_same_run(straight, resumed)
+
+
+def test_sigterm_mid_epoch_then_resume_is_exactly_the_uninterrupted_run(script, tmp_path):
+    """kill -TERM during epoch 2, then --resume: the same run, bit for bit, as no interruption."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    dataset = tmp_path / "bigger.txt.gz"  # epochs of about a second, so the signal lands inside one
+    data.write_sasrec_txt(data.synthetic_interactions(1500, 300, 8, 30, seed=0), dataset)
+    flags = ["--epochs", "3", "--random-window", "0.5", "--eval", "full"]
+    straight = script.main(small_run(dataset, tmp_path / "straight", *flags))
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen([sys.executable, str(ROOT / "examples" / "train_ml1m.py"),
+                                *small_run(dataset, interrupted, *flags)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while process.poll() is None and time.time() < deadline:
+        saved = interrupted / "checkpoint.npz"
+        if saved.exists() and checkpoint.load(saved)["state"]["epochs_done"] == 1:
+            break
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130 and "interrupted during epoch 2" in output, output
+    assert checkpoint.load(interrupted / "checkpoint.npz")["state"]["epochs_done"] == 1
+
+    resumed = script.main(small_run(dataset, interrupted, "--resume"))
+    assert_same_run(straight, resumed)
 
 
 def test_early_stopping_stops_before_the_epoch_budget(script, dataset, tmp_path):
@@ -202,23 +297,6 @@ def test_max_minutes_stops_before_an_epoch_would_pass_the_limit(script, dataset,
     clock["now"] = 0.0
     resumed = script.main(small_run(dataset, tmp_path, "--epochs", "3", "--resume"))
     assert resumed["epochs_run"] == 3 and resumed["stop_reason"] == "epochs"
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--model", "gpt"], "--model must be one of"),
-    (["--learning-rate", "1"], "unknown argument"),
-    (["--epochs", "many"], "expects a int"),
-    (["--model", "bert4rec", "--mask-last", "1.5"], "--mask-last must be in"),
-    (["--ema", "1"], "--ema must be in"),
-    (["--random-window", "2"], "--random-window must be in"),
-    (["--max-minutes", "-1"], "--max-minutes must be >= 0"),
-    (["--model", "hydrarec-uni", "--heads", "2"], "--heads does not apply to --model hydrarec-uni"),
-    (["--model", "sasrec", "--fixed-decay"], "--fixed-decay does not apply to --model sasrec"),
-    (["--conv", "-4"], "--conv is a convolution width"),
-])
-def test_bad_flags_are_reported(script, argv, message):
-    with pytest.raises(SystemExit, match=message):
-        script.main(argv)
 
 
 @pytest.fixture(scope="module")
@@ -254,6 +332,23 @@ def test_results_table_history_at_chosen_epochs(results_table, tmp_path):
     rows = results_table.history_table([tmp_path / "run.json"], epochs=[2, 6, 8]).splitlines()
     assert rows[0] == "| model | ep 2 | ep 6 | ep 8 |"
     assert rows[2] == "| sasrec | 0.0200 | 0.0600 |  |"
+
+
+def test_results_table_main_prints_both_tables_and_one_line_errors(results_table, tmp_path, capsys):
+    run = {"model": "sasrec", "epochs_run": 4, "best_epoch": 4, "seconds_per_epoch": 3.0, "device": "cpu",
+           "test": {"full/NDCG@10": 0.1}, "history": [{"epoch": e, "valid": {"full/NDCG@10": e / 100}}
+                                                     for e in (2, 4)]}
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    results_table.main([str(tmp_path / "run.json"), "--epochs", "4"])
+    out = capsys.readouterr().out
+    assert "| sasrec | 4 (4) | 3.0 | cpu | - | 0.1000 | - | - |" in out and "| sasrec | 0.0400 |" in out
+    for argv, status, words in ((["--epochs", "x", str(tmp_path / "run.json")], 2, "comma-separated"),
+                                ([], 2, "required: paths"),
+                                ([str(tmp_path / "none.json")], 1, "not a readable metrics.json")):
+        with pytest.raises(SystemExit) as stop:
+            results_table.main(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == status and words in err and err.count("\n") == 1
 
 
 def test_sigterm_from_another_process_saves_a_checkpoint(dataset, tmp_path):

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import BackendError
+
 _cupy = None            # the cupy module once imported successfully
 _cupy_error = None      # why importing / using cupy failed, for the error message
-
-
-class BackendError(RuntimeError):
-    """Raised when the GPU backend is asked for but cannot be used."""
 
 
 def _load_cupy():
@@ -45,7 +43,7 @@ def require_cupy():
         raise BackendError(
             "device 'gpu' needs CuPy and a CUDA GPU, but CuPy could not be used "
             f"({_cupy_error}). Install it with `pip install 'tinyhydra[gpu]'` "
-            "(cupy-cuda12x) or a CuPy build matching your CUDA version."
+            "(cupy-cuda12x) or a CuPy build matching your CUDA version, or use the CPU."
         )
     return cupy
 
@@ -85,6 +83,18 @@ def as_numpy(array) -> np.ndarray:
     if is_gpu_array(array):
         return array.get()
     return np.asarray(array)
+
+
+def at_least_float32(array):
+    """``array`` in float32 if it is float16, else ``array`` itself (no copy).
+
+    float16 overflows at 65504 and keeps ~3 digits, so a sum of squares of inputs
+    around 300 is inf; ops that reduce (norms, softmax) compute in float32 and cast
+    their result back to float16.
+    """
+    if array.dtype.kind == "f" and array.dtype.itemsize < 4:
+        return array.astype("float32")
+    return array
 
 
 def xp_for_device(device: str):

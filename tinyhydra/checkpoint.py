@@ -7,17 +7,22 @@ Arrays become npz entries; everything else (numbers, strings, None, empty
 containers) is kept in a JSON skeleton in which each array is replaced by
 ``{"__array__": key}``. No pickle is involved, so loading a file runs no code.
 The file is written to a temporary name and renamed over the target, so an
-interrupted save never leaves a half-written checkpoint.
+interrupted save never leaves a half-written checkpoint. A file that cannot be read
+back (missing, truncated, not a checkpoint, of a version the caller does not read)
+raises :class:`CheckpointError`.
 """
 from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from . import backend
+from .errors import CheckpointError
 
 _ARRAY = "__array__"
 
@@ -57,11 +62,30 @@ def save(tree, path) -> None:
     os.replace(tmp, path)
 
 
-def load(path):
-    """Read a tree written by :func:`save` (arrays come back as host numpy arrays)."""
-    with np.load(path, allow_pickle=False) as archive:
-        if "__skeleton__" not in archive.files:
-            raise ValueError(f"{path} is not a checkpoint written by tinyhydra.checkpoint.save")
-        skeleton = json.loads(str(archive["__skeleton__"]))
-        arrays = {key: archive[key] for key in archive.files if key != "__skeleton__"}
-    return _join(skeleton, arrays)
+def load(path, versions=None):
+    """Read a tree written by :func:`save` (arrays come back as host numpy arrays).
+
+    ``versions``: if given, the tree must be a dict whose ``"version"`` is one of them.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "__skeleton__" not in archive.files:
+                raise CheckpointError(f"{path} is not a checkpoint written by tinyhydra.checkpoint.save")
+            skeleton = json.loads(str(archive["__skeleton__"]))
+            arrays = {key: archive[key] for key in archive.files if key != "__skeleton__"}
+        tree = _join(skeleton, arrays)
+    except CheckpointError:
+        raise
+    except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile, zlib.error):
+        # numpy's own message may advise allow_pickle=True, which would run code from the file
+        raise CheckpointError(f"{path} cannot be read: it is truncated or not a checkpoint") from None
+    if versions is not None:
+        found = tree.get("version") if isinstance(tree, dict) else None
+        if found not in versions:
+            has = "has no version number" if found is None else f"has checkpoint version {found}"
+            raise CheckpointError(f"{path} {has}; this tinyhydra reads version "
+                                  f"{', '.join(map(str, versions))}")
+    return tree

@@ -15,12 +15,18 @@ class LayerNorm(Function):
         dL/dx = r * (gy - mean(gy) - xhat * mean(gy * xhat))      (means over D)
 
     The last line follows from d mu/dx_j = 1/D and d var/dx_j = 2 (x_j - mu) / D.
-    ``weight`` and ``bias`` may be None (no affine part).
+    ``weight`` and ``bias`` may be None (no affine part). A float16 ``x`` is normalised
+    in float32 (its squares overflow float16 from about 256) and the results are cast
+    back to the dtypes of x, w and b.
     """
 
     @staticmethod
     def forward(ctx, x, weight=None, bias=None, eps=1e-5):
         xp = backend.get_array_module(x)
+        wide = backend.at_least_float32(x)
+        ctx.narrow = None if wide is x else x.dtype  # float16: cast the results back
+        ctx.dtypes = [x.dtype] + [ctx.narrow if p is None else p.dtype for p in (weight, bias)]
+        x = wide
         mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
         centred = x - mean  # (..., D)
         variance = (centred * centred).mean(axis=-1, keepdims=True)  # (..., 1)
@@ -31,11 +37,12 @@ class LayerNorm(Function):
         y = xhat * weight if weight is not None else xhat.copy()
         if bias is not None:
             y += bias
-        return y
+        return y if ctx.narrow is None else y.astype(ctx.narrow)
 
     @staticmethod
     def backward(ctx, g):
         xhat, inv_std, weight = ctx.saved_tensors
+        g = backend.at_least_float32(g)
         rows = tuple(range(g.ndim - 1))
         grad_weight = (g * xhat).sum(axis=rows) if ctx.needs_input_grad[1] else None
         grad_bias = g.sum(axis=rows) if ctx.needs_input_grad[2] else None
@@ -45,4 +52,7 @@ class LayerNorm(Function):
             mean_g = grad_xhat.mean(axis=-1, keepdims=True)
             mean_gx = (grad_xhat * xhat).mean(axis=-1, keepdims=True)
             grad_x = (grad_xhat - mean_g - xhat * mean_gx) * inv_std
+        if ctx.narrow is not None:  # computed in float32: back to the dtypes of x, w and b
+            return tuple(None if grad is None else grad.astype(dtype)
+                         for grad, dtype in zip((grad_x, grad_weight, grad_bias), ctx.dtypes))
         return grad_x, grad_weight, grad_bias

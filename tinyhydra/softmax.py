@@ -1,7 +1,9 @@
 """Softmax, log-softmax and the losses built on them, each fused with its backward.
 
 All are shifted by the row maximum before exponentiating, so they are exact for
-logits of any magnitude (|x| ~ 1e3 included) instead of overflowing.
+logits of any magnitude (|x| ~ 1e3 included) instead of overflowing. float16 inputs
+are computed in float32 (a float16 sum of exponentials keeps ~3 digits) and the
+results cast back to float16.
 """
 from __future__ import annotations
 
@@ -26,16 +28,18 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx, x, axis=-1):
-        exps, _ = _shifted_exp(x, axis)
+        ctx.dtype = x.dtype
+        exps, _ = _shifted_exp(backend.at_least_float32(x), axis)
         exps /= exps.sum(axis=axis, keepdims=True)
         ctx.axis = axis
         ctx.save_for_backward(exps)
-        return exps
+        return exps.astype(ctx.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
-        return y * (g - (g * y).sum(axis=ctx.axis, keepdims=True))
+        g = backend.at_least_float32(g)
+        return (y * (g - (g * y).sum(axis=ctx.axis, keepdims=True))).astype(ctx.dtype, copy=False)
 
 
 class LogSoftmax(Function):
@@ -47,17 +51,19 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         xp = backend.get_array_module(x)
-        exps, shifted = _shifted_exp(x, axis)
+        ctx.dtype = x.dtype
+        exps, shifted = _shifted_exp(backend.at_least_float32(x), axis)
         shifted -= xp.log(exps.sum(axis=axis, keepdims=True))
         ctx.axis = axis
         ctx.save_for_backward(shifted)
-        return shifted
+        return shifted.astype(ctx.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, g):
         (log_y,) = ctx.saved_tensors
         xp = backend.get_array_module(g)
-        return g - xp.exp(log_y) * g.sum(axis=ctx.axis, keepdims=True)
+        g = backend.at_least_float32(g)
+        return (g - xp.exp(log_y) * g.sum(axis=ctx.axis, keepdims=True)).astype(ctx.dtype, copy=False)
 
 
 def _check_targets(logits, targets, ignore_index):
@@ -83,7 +89,9 @@ class CrossEntropy(Function):
     """Mean over non-ignored rows of -log softmax(logits)[target].
 
     Shapes: logits (N, C) (or (..., C)), targets (N,) ints; rows whose target equals
-    ``ignore_index`` add nothing to the loss or its gradient. With n kept rows:
+    ``ignore_index`` add nothing to the loss or its gradient: they are left out by
+    selection (``where``), not multiplied by 0, so even a NaN there cannot leak
+    (0 * NaN is NaN). With n kept rows:
 
         loss = 1/n sum_r (log sum_c e^{x_rc} - x_{r,t_r})
         dloss/dx_rc = (softmax(x_r)_c - [c == t_r]) / n   for kept rows, 0 otherwise.
@@ -97,9 +105,9 @@ class CrossEntropy(Function):
         xp = backend.get_array_module(logits)
         targets = backend.to_device(targets, backend.device_of(logits))
         _check_targets(logits, targets, ignore_index)
-        ctx.input_shape = logits.shape
+        ctx.input_shape, ctx.dtype = logits.shape, logits.dtype
         num_classes = logits.shape[-1]
-        logits = logits.reshape(-1, num_classes)  # (..., C) -> (N, C)
+        logits = backend.at_least_float32(logits).reshape(-1, num_classes)  # (..., C) -> (N, C)
         targets = targets.reshape(-1)  # (N,)
         kept = targets != ignore_index
         safe_targets = xp.where(kept, targets, 0)
@@ -111,11 +119,11 @@ class CrossEntropy(Function):
         xp.exp(exps, out=exps)  # in place: one (N, C) buffer for the whole op
         sum_exp = exps.sum(axis=1)  # (N,)
         count = xp.maximum(kept.sum(), 1).astype(logits.dtype)
-        loss = ((xp.log(sum_exp) - target_shifted) * kept).sum() / count
+        loss = xp.where(kept, xp.log(sum_exp) - target_shifted, 0).sum() / count
 
         # softmax = exps / sum_exp: the division is folded into the backward's row scaling
         ctx.save_for_backward(exps, sum_exp, safe_targets, kept, count)
-        return loss.astype(logits.dtype)
+        return loss.astype(ctx.dtype)
 
     @staticmethod
     def backward(ctx, g):
@@ -124,11 +132,12 @@ class CrossEntropy(Function):
         exps, sum_exp, targets, kept, count = ctx.saved_tensors
         ctx.saved_tensors = ()  # the buffer is overwritten below
         xp = backend.get_array_module(exps)
-        row_scale = (kept * (g / count)).astype(exps.dtype)  # (N,) 0 for ignored rows
+        row_scale = xp.where(kept, g / count, 0).astype(exps.dtype)  # (N,) 0 for ignored rows
         grad = exps  # (N, C), reused in place
         grad *= (row_scale / sum_exp)[:, None]  # = softmax * row_scale
         grad[xp.arange(targets.shape[0]), targets] -= row_scale
-        return grad.reshape(ctx.input_shape), None
+        grad[~kept] = 0  # selected away: an ignored row's NaN times 0 would still be NaN
+        return grad.reshape(ctx.input_shape).astype(ctx.dtype, copy=False), None
 
 
 class BinaryCrossEntropyWithLogits(Function):
