@@ -1,9 +1,10 @@
-"""How softmax, Hydra and elu+1 linear attention scale with the sequence length L.
+"""How softmax, Hydra, decayed Hydra and elu+1 linear attention scale with the sequence length L.
 
 What is measured, for each attention kind and each L (64, 128, ..., 8192 by default):
 
 * **time**: one forward AND backward pass of the attention function alone
-  (``F.softmax_attention``, ``F.hydra_attention``, ``F.linear_attention``) on
+  (``F.softmax_attention``, ``F.hydra_attention``, ``F.decayed_hydra_attention`` with
+  decays from 0.5 to 0.999, ``F.linear_attention``) on
   float32 q, k, v of shape (B, L, D), D = 64, with a fixed random cotangent
   ``out.backward(G)``. No projections, no loss: just the op and its hand-written
   backward. Inputs are made once, outside the clock; the causal (L, L) mask of
@@ -66,7 +67,8 @@ from tinyhydra.linear_attention import LINEAR_ATTENTION_CHUNK
 from tinyhydra.masking import causal_mask
 from tinyhydra.tensor import Tensor
 
-KINDS = ("softmax", "hydra", "linear")
+KINDS = ("softmax", "hydra", "decayed", "linear")
+LINEAR_KINDS = KINDS[1:]  # the kinds whose cost should grow as L, compared with softmax
 
 
 @dataclass
@@ -152,15 +154,20 @@ def make_inputs(kind: str, cfg: Config, length: int, rng: np.random.Generator):
 def make_step(kind: str, cfg: Config, q: Tensor, k: Tensor, v: Tensor, grad):
     """The callable that is timed: one forward + backward of ``kind``."""
     length = q.shape[-2]
+    decays = np.geomspace(0.5, 0.999, cfg.dim).astype(np.float32)  # half-lives 1 to ~700
+    decay = Tensor(backend.to_device(decays if cfg.causal else np.stack([decays, decays]), cfg.device),
+                   requires_grad=True)
 
     def step():
-        for tensor in (q, k, v):
+        for tensor in (q, k, v, decay):
             tensor.grad = None  # so .backward() does not accumulate into old gradients
         if kind == "softmax":
             mask = causal_mask(length, like=q.data) if cfg.causal else None
             out = F.softmax_attention(q, k, v, mask=mask)
         elif kind == "hydra":
             out = F.hydra_attention(q, k, v, causal=cfg.causal)
+        elif kind == "decayed":
+            out = F.decayed_hydra_attention(q, k, v, decay, causal=cfg.causal)
         else:
             out = F.linear_attention(q, k, v, cfg.linear_heads, causal=cfg.causal)
         out.backward(grad)
@@ -215,8 +222,10 @@ def summarise(cfg: Config, points: list[dict]) -> dict:
     return {
         "per_kind": summary,
         "fit_min_length": cfg.fit_min_length,
-        "crossover_hydra_vs_softmax": common.crossover(lengths, seconds["hydra"], seconds["softmax"]),
-        "crossover_linear_vs_softmax": common.crossover(lengths, seconds["linear"], seconds["softmax"]),
+        **{f"crossover_{kind}_vs_softmax": common.crossover(lengths, seconds[kind], seconds["softmax"])
+           for kind in LINEAR_KINDS},
+        "decayed_over_hydra": {n: common.ratio_of(d, h) for n, d, h in
+                               zip(lengths, seconds["decayed"], seconds["hydra"])},
         "seconds": seconds,
         "peak_bytes": peaks,
     }
@@ -251,7 +260,9 @@ def print_table(cfg: Config, points: list[dict], summary: dict) -> None:
         s = summary["per_kind"][kind]
         print(f"{kind:<9}{common.fmt(s['slope_all'], '.2f'):>15}{common.fmt(s['slope_long'], '.2f'):>17}"
               f"{common.fmt(s['ratio_4096_512'], '.1f'):>16}{common.fmt(s['memory_slope_long'], '.2f'):>11}")
-    for name in ("hydra", "linear"):
+    ratios = [f"L={n}: {r:.2f}" for n, r in summary["decayed_over_hydra"].items() if r]
+    print("decayed / plain Hydra time: " + ", ".join(ratios))
+    for name in LINEAR_KINDS:
         c = summary[f"crossover_{name}_vs_softmax"]
         text = (f"{name} faster than softmax from L = {c['first_measured']} (measured)"
                 if c["first_measured"] else f"{name} never faster than softmax")
@@ -268,7 +279,7 @@ def plot(cfg: Config, summary: dict, path: Path) -> Path | None:
         print("matplotlib is not installed: no plot")
         return None
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for kind, marker in zip(KINDS, "osd"):
+    for kind, marker in zip(KINDS, "osd^"):
         pts = [(n, t) for n, t in zip(cfg.lengths, summary["seconds"][kind]) if t]
         if pts:
             ax_t.loglog(*zip(*[(n, 1e3 * t) for n, t in pts]), marker=marker, label=kind)

@@ -238,6 +238,11 @@ def loglog_slope(lengths, seconds, min_length: int = 0):
     return float(slope)
 
 
+def ratio_of(numerator, denominator):
+    """numerator / denominator, or None when either is missing (a skipped point)."""
+    return numerator / denominator if numerator and denominator else None
+
+
 def ratio_at(lengths, seconds, long: int, short: int):
     """seconds(L=long) / seconds(L=short), None if either was not measured."""
     table = {n: t for n, t in zip(lengths, seconds) if t is not None}

@@ -10,6 +10,9 @@ import sys
 import numpy as np
 import pytest
 
+import tinyhydra as th
+from tinyhydra import functional as F
+
 from .scripts import load_script
 
 
@@ -38,18 +41,20 @@ def test_attention_scaling_quick(attention_scaling, tmp_path):
     for key in ("config", "environment", "points", "summary"):
         assert key in saved
     lengths = saved["config"]["lengths"]
-    assert len(saved["points"]) == 3 * len(lengths)
+    assert len(saved["points"]) == 4 * len(lengths)
     for point in saved["points"]:
         assert point["skipped"] is None
         assert positive_finite(point["seconds"])
         assert point["peak_bytes"] > 0
     summary = saved["summary"]
-    for kind in ("softmax", "hydra", "linear"):
+    for kind in ("softmax", "hydra", "decayed", "linear"):
         row = summary["per_kind"][kind]
         assert {"slope_all", "slope_long", "ratio_4096_512", "memory_slope_long"} <= set(row)
         assert math.isfinite(row["slope_all"])
-    for name in ("crossover_hydra_vs_softmax", "crossover_linear_vs_softmax"):
+    for name in ("crossover_hydra_vs_softmax", "crossover_decayed_vs_softmax",
+                 "crossover_linear_vs_softmax"):
         assert {"first_measured", "interpolated", "below_range", "note"} <= set(summary[name])
+    assert all(positive_finite(r) for r in summary["decayed_over_hydra"].values())
     assert results["summary"]["per_kind"].keys() == summary["per_kind"].keys()
     if results.get("plot"):
         assert (tmp_path / "attention_scaling.png").stat().st_size > 0
@@ -169,3 +174,32 @@ def test_train_step_quick_with_torch(train_step, tmp_path):
         assert positive_finite(row["seconds_per_step"])
         assert positive_finite(row["tinyhydra_over_torch"])
     assert results["memory"] is None
+
+
+# ---------------------------------------------------------------- hydra_vs_torch
+def test_hydra_vs_torch_twins_match_and_run(tmp_path):
+    """The PyTorch side computes the same outputs and gradients as the fused ops (float64),
+    and the script times all four runs per length."""
+    torch = pytest.importorskip("torch")
+    script = load_benchmark("hydra_vs_torch")
+    rng = np.random.default_rng(0)
+    for length in (5, 40, 300):  # one chunk, several, a padded last chunk
+        arrays = [rng.standard_normal((2, length, 8)) for _ in range(3)] + [rng.uniform(0, 1, 8)]
+        cotangent = rng.standard_normal((2, length, 8))
+        for decayed in (False, True):
+            ours = [th.Tensor(a, requires_grad=True) for a in arrays[:3 + decayed]]
+            fn = F.decayed_hydra_attention if decayed else F.hydra_attention
+            out = fn(*ours, causal=True)
+            out.backward(cotangent)
+            theirs = [torch.tensor(a, requires_grad=True) for a in arrays[:3 + decayed]]
+            twin = script.torch_hydra(torch, *theirs[:3], theirs[3] if decayed else None)
+            twin.backward(torch.from_numpy(cotangent))
+            np.testing.assert_allclose(twin.detach().numpy(), out.data, atol=1e-12)
+            for a, b in zip(ours, theirs):
+                np.testing.assert_allclose(b.grad.numpy(), a.grad, atol=1e-11)
+    results = script.main(["--lengths", "64", "128", "--repeats", "1", "--warmup", "0",
+                           "--out", str(tmp_path)])
+    assert (tmp_path / "hydra_vs_torch.json").exists()
+    for seconds in results["seconds"].values():
+        assert set(seconds) == {"hydra", "hydra (torch)", "decayed", "decayed (torch)"}
+        assert all(positive_finite(s) for s in seconds.values())
