@@ -35,7 +35,7 @@ def start(one_blas_thread: bool = False, seed: int = 0):
     th.manual_seed(seed)
     np.set_printoptions(precision=4, suppress=True)
     quick = os.environ.get("TINYHYDRA_QUICK", "0") == "1"
-    print("QUICK =", quick)
+    print(f"QUICK = {quick}; tinyhydra from {Path(th.__file__).parent}")
     return quick, np.random.default_rng(seed)
 
 
