@@ -1,5 +1,4 @@
 """Answers to 01_autograd.ipynb: three backwards, each a one-line vector-Jacobian product."""
-import numpy as np
 
 __all__ = ["tanh_backward", "softmax_backward", "layer_norm_backward"]
 
