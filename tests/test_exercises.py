@@ -106,3 +106,24 @@ def test_the_decayed_prefix_sum_loop_reads_as_its_definition(rng):
     np.testing.assert_allclose(y[..., 0], x[..., 0])  # a = 0: no memory
     np.testing.assert_allclose(y[..., 2], np.cumsum(x[..., 2], axis=-1))  # a = 1: a prefix sum
     np.testing.assert_allclose(y[:, 3, 1], x[:, 3, 1] + 0.5 * x[:, 2, 1] + 0.25 * x[:, 1, 1] + 0.125 * x[:, 0, 1])
+
+
+def test_an_answer_that_edits_its_inputs_in_place_is_still_checked_fairly():
+    def in_place(q, k, v):
+        q /= np.maximum(np.linalg.norm(q, axis=-1, keepdims=True), 1e-12)
+        k /= np.maximum(np.linalg.norm(k, axis=-1, keepdims=True), 1e-12)
+        return q * np.cumsum(k * v, axis=-2)
+
+    assert exercises.check("hydra_causal_forward", in_place) is True
+
+
+def test_solutions_use_swaps_in_the_answer_only_when_asked(monkeypatch):
+    def hydra_causal_forward(q, k, v):
+        raise NotImplementedError
+
+    monkeypatch.delenv("TINYHYDRA_SOLUTIONS", raising=False)
+    assert solutions.use(hydra_causal_forward) is hydra_causal_forward
+    monkeypatch.setenv("TINYHYDRA_SOLUTIONS", "1")
+    assert solutions.use(hydra_causal_forward) is ANSWERS["hydra_causal_forward"]
+    with pytest.raises(KeyError, match="no solution named"):
+        solutions.use(stub)

@@ -47,7 +47,9 @@ class _Failed(Exception):
 
 # --------------------------------------------------------------------------- core
 def _call(label, fn, *args):
-    """fn(*args), with any exception turned into a failure of case ``label``."""
+    """fn(*args) on copies of the array arguments (an in-place edit must not change the next
+    case), with any exception turned into a failure of case ``label``."""
+    args = [arg.copy() if isinstance(arg, np.ndarray) else arg for arg in args]
     try:
         return fn(*args)
     except Exception as error:  # the student's code may raise anything
