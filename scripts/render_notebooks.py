@@ -5,7 +5,8 @@
     python scripts/render_notebooks.py --solutions     # with the answer key filled in
 
 Each notebook runs top to bottom in a fresh kernel with notebooks/ as its working directory
-and this checkout's tinyhydra first on PYTHONPATH; plots are embedded as PNG. The output
+and this checkout's tinyhydra first on PYTHONPATH; plots are embedded as PNG (matplotlib's inline
+backend, whatever MPLBACKEND the caller has). The output
 folder (default site/notebooks/) is ignored by git. tests/test_notebooks.py uses
 ``execute`` and ``render_html`` from here.
 """
@@ -49,7 +50,8 @@ def execute(path: Path, quick: bool = True, solutions: bool = False, **env):
 
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     variables = dict(TINYHYDRA_QUICK="1" if quick else "0", TINYHYDRA_SOLUTIONS="1" if solutions else "0",
-                     MPLBACKEND="Agg", PYTHONPATH=pythonpath, **env)
+                     MPLBACKEND="module://matplotlib_inline.backend_inline",  # figures as PNG outputs, no window
+                     PYTHONPATH=pythonpath, **env)
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
                                      resources={"metadata": {"path": str(NOTEBOOK_DIR)}})

@@ -1,6 +1,6 @@
 """Run every notebook in notebooks/ top to bottom, twice, at the small (CI) sizes.
 
-Each run is a fresh ``python3`` kernel with ``TINYHYDRA_QUICK=1`` and ``MPLBACKEND=Agg``, with
+Each run is a fresh ``python3`` kernel with ``TINYHYDRA_QUICK=1`` (and matplotlib's inline backend), with
 notebooks/ as the working directory and this checkout first on PYTHONPATH
 (scripts/render_notebooks.py's ``execute``); any cell error fails the test.
 
