@@ -97,6 +97,7 @@ def test_with_the_stubs_every_check_fails(path, render, tmp_path):
 
 
 def test_render_script_writes_html_with_the_plots(render, tmp_path):
+    pytest.importorskip("nbconvert")
     written = render.main(["--quick", "--only", "02_softmax_attention", "--out", str(tmp_path)])
     assert written == [tmp_path / "02_softmax_attention.html"]
     html = written[0].read_text(encoding="utf-8")
