@@ -33,94 +33,10 @@ import numpy as np
 
 from . import functional as F
 from . import metrics, reference
-from .gradcheck import gradcheck
-from .tensor import Function, Tensor
+from .checking import Failed, as_grads, autograd_grads, call, expect, function_from, gradcheck_case
+from .tensor import Tensor
 
 __all__ = ["check", "EXERCISES", "decayed_prefix_sum_loop"]
-
-ATOL, RTOL = 1e-10, 1e-7  # float64 throughout: a correct answer agrees to rounding error
-
-
-class _Failed(Exception):
-    """The first failing case, already phrased for the one-line report."""
-
-
-# --------------------------------------------------------------------------- core
-def _call(label, fn, *args):
-    """fn(*args) on copies of the array arguments (an in-place edit must not change the next
-    case), with any exception turned into a failure of case ``label``."""
-    args = [arg.copy() if isinstance(arg, np.ndarray) else arg for arg in args]
-    try:
-        return fn(*args)
-    except Exception as error:  # the student's code may raise anything
-        raise _Failed(f"case '{label}': {type(error).__name__}: {error}") from None
-
-
-def _fmt(value) -> str:
-    value = np.asarray(value).item()  # numpy scalars print as plain Python values
-    return f"{value:.6g}" if isinstance(value, float) else repr(value)
-
-
-def _expect(label, expected, actual, what="out"):
-    """Fail unless ``actual`` has ``expected``'s shape and values (to ATOL + RTOL |expected|)."""
-    expected = np.asarray(expected)
-    try:
-        actual = np.asarray(actual, dtype=expected.dtype if expected.dtype == bool else np.float64)
-    except (TypeError, ValueError):
-        raise _Failed(f"case '{label}': {what} should be an array, got {type(actual).__name__}") from None
-    if actual.shape != expected.shape:
-        raise _Failed(f"case '{label}': {what} has shape {actual.shape}, expected {expected.shape}")
-    if expected.dtype == bool:
-        wrong = actual != expected
-    else:
-        wrong = ~np.isclose(actual, expected, atol=ATOL, rtol=RTOL)
-    if wrong.any():
-        index = tuple(int(i) for i in np.argwhere(wrong)[0])
-        where = f"{what}[{', '.join(map(str, index))}]" if index else what
-        raise _Failed(f"case '{label}': {where} expected {_fmt(expected[index])}, "
-                      f"got {_fmt(actual[index])}")
-
-
-def _function(forward, backward) -> type:
-    """A Function class from raw-array ``forward(*arrays) -> (out, saved)`` and
-    ``backward(saved, g) -> grads``, so that a student's backward can be gradchecked."""
-
-    def fwd(ctx, *arrays):
-        out, ctx.saved = forward(*arrays)
-        return out
-
-    def bwd(ctx, g):
-        return backward(ctx.saved, g)
-
-    return type("StudentFunction", (Function,), {"forward": staticmethod(fwd), "backward": staticmethod(bwd)})
-
-
-def _gradcheck(label, function, arrays):
-    """th.gradcheck of ``function.apply`` on float64 copies of ``arrays`` (a random cotangent)."""
-    inputs = [Tensor(np.array(a, dtype=np.float64), requires_grad=True) for a in arrays]
-    try:
-        gradcheck(function.apply, inputs)
-    except AssertionError as error:
-        raise _Failed(f"case 'gradcheck, {label}': {str(error).splitlines()[-1].strip()}") from None
-    except Exception as error:  # raised inside the student's backward
-        raise _Failed(f"case 'gradcheck, {label}': {type(error).__name__}: {error}") from None
-
-
-def _autograd(fn, arrays, g):
-    """Gradients of <g, fn(*tensors)> by the library's autograd, as arrays."""
-    inputs = [Tensor(np.array(a, dtype=np.float64), requires_grad=True) for a in arrays]
-    fn(*inputs).backward(g)
-    return [x.grad if x.grad is not None else np.zeros(x.shape) for x in inputs]
-
-
-def _grads(label, answer, count):
-    """A backward's answer as a tuple of ``count`` gradients."""
-    if count == 1:
-        return (answer,)
-    if not isinstance(answer, (tuple, list)) or len(answer) != count:
-        raise _Failed(f"case '{label}': expected a tuple of {count} gradients, got {type(answer).__name__}")
-    return tuple(answer)
-
 
 # ---------------------------------------------------------------- 01 autograd
 def _elementwise_backward(fn, forward, library, shapes, extra_cases):
@@ -130,10 +46,10 @@ def _elementwise_backward(fn, forward, library, shapes, extra_cases):
     for label, x in cases:
         g = rng.standard_normal(x.shape)
         _, saved = forward(x)
-        _expect(label, _autograd(library, [x], g)[0], _call(label, fn, *saved, g), "dL/dx")
-    function = _function(forward, lambda saved, g: fn(*saved, g))
+        expect(label, autograd_grads(library, [x], g)[0], call(label, fn, *saved, g), "dL/dx")
+    function = function_from(forward, lambda saved, g: fn(*saved, g))
     for label, x in cases[:len(shapes)]:
-        _gradcheck(label, function, [x])
+        gradcheck_case(label, function, [x])
     return len(cases) + len(shapes)
 
 
@@ -179,10 +95,10 @@ def _tril(length):
 def _check_causal_mask(fn):
     lengths = (1, 2, 3, 6)
     for length in lengths:
-        mask = _call(f"L = {length}", fn, length)
+        mask = call(f"L = {length}", fn, length)
         if np.asarray(mask).dtype != bool:
-            raise _Failed(f"case 'L = {length}': expected a bool array, got dtype {np.asarray(mask).dtype}")
-        _expect(f"L = {length}", _tril(length), mask, "mask")
+            raise Failed(f"case 'L = {length}': expected a bool array, got dtype {np.asarray(mask).dtype}")
+        expect(f"L = {length}", _tril(length), mask, "mask")
     return len(lengths)
 
 
@@ -210,7 +126,7 @@ def _check_softmax_attention(fn):
     cases = _attention_cases()
     for label, q, k, v, mask in cases:
         expected = _reference_attention(mask)(q, k, v).data
-        _expect(label, expected, _call(label, fn, q, k, v, mask))
+        expect(label, expected, call(label, fn, q, k, v, mask))
     return len(cases)
 
 
@@ -219,15 +135,15 @@ def _check_softmax_attention_backward(fn):
     cases = _attention_cases()
     for label, q, k, v, mask in cases:
         g = rng.standard_normal(q.shape[:-1] + v.shape[-1:])
-        expected = _autograd(_reference_attention(mask), [q, k, v], g)
-        answer = _grads(label, _call(label, fn, q, k, v, mask, g), 3)
+        expected = autograd_grads(_reference_attention(mask), [q, k, v], g)
+        answer = as_grads(label, call(label, fn, q, k, v, mask, g), 3)
         for name, want, got in zip(("dq", "dk", "dv"), expected, answer):
-            _expect(label, want, got, name)
+            expect(label, want, got, name)
     checked = cases[1:5]  # gradcheck on small cases: it costs two forwards per input entry
     for label, q, k, v, mask in checked:
-        function = _function(lambda q, k, v, mask=mask: (_reference_attention(mask)(q, k, v).data, (q, k, v)),
+        function = function_from(lambda q, k, v, mask=mask: (_reference_attention(mask)(q, k, v).data, (q, k, v)),
                              lambda saved, g, mask=mask: tuple(fn(*saved, mask, g)))
-        _gradcheck(label, function, [q, k, v])
+        gradcheck_case(label, function, [q, k, v])
     return len(cases) + len(checked)
 
 
@@ -251,7 +167,7 @@ def _check_hydra_causal_forward(fn):
     cases = _hydra_cases()
     for label, q, k, v in cases:
         expected = reference.hydra_attention_reference(q, k, v, causal=True).data
-        _expect(label, expected, _call(label, fn, q, k, v))
+        expect(label, expected, call(label, fn, q, k, v))
     return len(cases)
 
 
@@ -269,14 +185,14 @@ def _check_hydra_causal_backward(fn):
     cases = [case for case in _hydra_cases() if case[0] != "a zero query row"]
     for label, q_hat, k_hat, v in cases:
         g = rng.standard_normal(v.shape)
-        expected = _autograd(_prefix_product_quadratic, [q_hat, k_hat, v], g)
-        answer = _grads(label, _call(label, fn, q_hat, k_hat, v, g), 3)
+        expected = autograd_grads(_prefix_product_quadratic, [q_hat, k_hat, v], g)
+        answer = as_grads(label, call(label, fn, q_hat, k_hat, v, g), 3)
         for name, want, got in zip(("d_q_hat", "d_k_hat", "d_v"), expected, answer):
-            _expect(label, want, got, name)
-    function = _function(lambda q, k, v: (q * np.cumsum(k * v, axis=-2), (q, k, v)),
+            expect(label, want, got, name)
+    function = function_from(lambda q, k, v: (q * np.cumsum(k * v, axis=-2), (q, k, v)),
                          lambda saved, g: tuple(fn(*saved, g)))
     for label, q_hat, k_hat, v in cases[:4]:
-        _gradcheck(label, function, [q_hat, k_hat, v])
+        gradcheck_case(label, function, [q_hat, k_hat, v])
     return len(cases) + 4
 
 
@@ -307,7 +223,7 @@ def _check_decayed_prefix_sum(fn):
         ("L = 40, a = 0.95", r((40, 2)), np.full(2, 0.95)),
     ]
     for label, x, a in cases:
-        _expect(label, decayed_prefix_sum_loop(x, a), _call(label, fn, x, a), "y")
+        expect(label, decayed_prefix_sum_loop(x, a), call(label, fn, x, a), "y")
     return len(cases)
 
 
@@ -321,7 +237,7 @@ def _check_attention_mask(fn):
         expected = np.broadcast_to((batch != 0)[:, None, :], (num_rows, length, length))  # real keys
         if causal:
             expected = expected & _tril(length)
-        _expect(label, expected, _call(label, fn, batch, causal), "mask")
+        expect(label, expected, call(label, fn, batch, causal), "mask")
     return len(cases)
 
 
@@ -339,7 +255,7 @@ def _check_rank_of_target(fn):
     ]
     for label, s, target, exclude in cases:
         expected = metrics.rank_of_target(s[None], np.array([target]), exclude[None])[0]
-        _expect(label, expected, _call(label, fn, s, target, exclude), "rank")
+        expect(label, expected, call(label, fn, s, target, exclude), "rank")
     return len(cases)
 
 
@@ -351,7 +267,7 @@ def _check_metric(fn, name):
     for ranks, k in _RANKS:
         label = f"ranks {ranks}, k = {k}"
         expected = metrics.metrics_from_ranks(np.array(ranks), ks=(k,))[f"{name}@{k}"]
-        _expect(label, expected, _call(label, fn, np.array(ranks), k), name)
+        expect(label, expected, call(label, fn, np.array(ranks), k), name)
     return len(_RANKS)
 
 
@@ -385,7 +301,7 @@ def check(name: str, fn) -> bool:
     run_cases, against = EXERCISES[name]
     try:
         count = run_cases(fn)
-    except _Failed as failure:
+    except Failed as failure:
         print(f"FAIL {name}: {failure}")
         return False
     print(f"PASS {name}: {count} cases match {against}")
