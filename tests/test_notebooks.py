@@ -1,16 +1,25 @@
-"""Run every notebook in notebooks/ top to bottom, at the small (CI) sizes.
+"""Run every notebook in notebooks/ top to bottom, twice, at the small (CI) sizes.
 
-Each notebook executes in a fresh ``python3`` kernel with ``TINYHYDRA_QUICK=1`` (small
-sizes) and ``MPLBACKEND=Agg`` (no display), with notebooks/ as the working directory;
-any cell error fails the test. The committed files must also be stored without
-outputs and stay under 1 MiB.
+Each run is a fresh ``python3`` kernel with ``TINYHYDRA_QUICK=1`` (and matplotlib's inline backend), with
+notebooks/ as the working directory and this checkout first on PYTHONPATH
+(scripts/render_notebooks.py's ``execute``); any cell error fails the test.
+
+* With the answer key (``TINYHYDRA_SOLUTIONS=1``) every exercise's check must print PASS.
+* With the untouched stubs, as the notebooks are committed, every check must print FAIL.
+
+Each notebook's exercises are the functions of its module in notebooks/solutions, so a
+check that is dropped from a notebook, or one that passes a stub, fails here. The
+committed files must also be stored without outputs and stay under 1 MiB.
 
 Deselect with ``pytest -m "not notebooks"``.
 """
-import os
+import re
+import sys
 from pathlib import Path
 
 import pytest
+
+from .scripts import load_script
 
 pytestmark = pytest.mark.notebooks
 
@@ -18,9 +27,18 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 MAX_BYTES = 1 << 20  # 1 MiB
-CELL_TIMEOUT = 600  # seconds per cell
+CHECK_LINE = re.compile(r"^(PASS|FAIL) (\w+): ", re.MULTILINE)
 
 nbformat = pytest.importorskip("nbformat")
+sys.path.insert(0, str(NOTEBOOK_DIR))
+import solutions  # noqa: E402  (notebooks/solutions: the answer key)
+
+
+@pytest.fixture(scope="module")
+def render():
+    pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    return load_script("scripts", "render_notebooks")
 
 
 def test_notebooks_exist():
@@ -40,38 +58,47 @@ def test_notebook_is_stored_without_outputs(path):
         f"(jupyter nbconvert --clear-output --inplace {path.relative_to(ROOT)})")
 
 
-def execute(path, monkeypatch, **env):
-    """Run the notebook at ``path`` in a fresh kernel (QUICK sizes) and return it with its outputs."""
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    monkeypatch.setenv("TINYHYDRA_QUICK", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    # the kernel imports this checkout's tinyhydra even where it is not pip-installed
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
-    client.execute()  # raises CellExecutionError (with the cell and traceback) on any error
-    return nb
-
-
 def stdout_of(nb) -> str:
     return "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
                    for out in cell.get("outputs", []) if out.get("output_type") == "stream")
 
 
+def check_results(nb) -> dict:
+    """{exercise name: [PASS or FAIL, one per check() call]} from the notebook's printed lines."""
+    results = {}
+    for verdict, name in CHECK_LINE.findall(stdout_of(nb)):
+        results.setdefault(name, []).append(verdict)
+    return results
+
+
+def exercises_of(path) -> list:
+    return list(solutions.answers(f"nb{path.name[:2]}"))
+
+
+def test_every_notebook_has_two_to_four_exercises():
+    counts = {path.name: len(exercises_of(path)) for path in NOTEBOOKS}
+    assert all(2 <= n <= 4 for n in counts.values()), counts
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs(path, monkeypatch):
-    execute(path, monkeypatch)
+def test_with_the_answers_every_check_passes(path, render):
+    nb = render.execute(path, solutions=True)
+    assert check_results(nb) == {name: ["PASS"] for name in exercises_of(path)}
+    assert f"tinyhydra from {ROOT / 'tinyhydra'}" in stdout_of(nb), "the kernel imported another tinyhydra"
 
 
-def test_results_notebook_falls_back_to_a_labelled_demo(monkeypatch, tmp_path):
-    """With no metrics files anywhere, 05 trains its own tiny runs and says they are not results."""
-    path = NOTEBOOK_DIR / "05_results.ipynb"
-    if not path.exists():
-        pytest.skip("05_results.ipynb not present")
-    nb = execute(path, monkeypatch, TINYHYDRA_RUNS=str(tmp_path / "no-runs"),
-                 TINYHYDRA_RESULTS=str(tmp_path / "no-results"))
-    assert "NOT REAL RESULTS" in stdout_of(nb)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_with_the_stubs_every_check_fails(path, render, tmp_path):
+    # 05 also runs without any metrics file here: it must train its own demo and say it is not results
+    nb = render.execute(path, TINYHYDRA_RUNS=str(tmp_path / "no-runs"), TINYHYDRA_RESULTS=str(tmp_path / "no-results"))
+    assert check_results(nb) == {name: ["FAIL"] for name in exercises_of(path)}
+    if path.name.startswith("05"):
+        assert "NOT REAL RESULTS" in stdout_of(nb)
+
+
+def test_render_script_writes_html_with_the_plots(render, tmp_path):
+    pytest.importorskip("nbconvert")
+    written = render.main(["--quick", "--only", "02_softmax_attention", "--out", str(tmp_path)])
+    assert written == [tmp_path / "02_softmax_attention.html"]
+    html = written[0].read_text(encoding="utf-8")
+    assert "data:image/png;base64" in html and "FAIL causal_mask" in html

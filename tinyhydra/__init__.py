@@ -5,7 +5,7 @@ Reading order (the README's table, checked by tests/test_layout.py): backend -> 
 ops -> softmax, norm, embedding -> gradcheck -> masking -> softmax_attention ->
 linear_attention -> scan -> hydra -> decayed_hydra -> conv -> reference -> functional ->
 module -> layers -> attention_layers -> nn -> optim -> models -> data, metrics ->
-errors -> checkpoint -> config, cli, runs -> profiler.
+errors -> checkpoint -> config, cli, runs -> profiler -> checking, exercises.
 """
 from . import backend, functional
 from .backend import BackendError, gpu_available, manual_seed
