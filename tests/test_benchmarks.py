@@ -126,7 +126,7 @@ def test_torch_twin_matches_tinyhydra(train_step):
     for kind in ("softmax", "hydra"):
         cfg = train_step.Config(batch=3, seq_len=8, dim=8, num_items=20, dropout=0.0)
         model, _ = train_step.tinyhydra_model(cfg, kind, cfg.seq_len)
-        twin, _, device = train_step.torch_model(cfg, kind, "cpu")
+        twin, _, device = load_benchmark("torch_sasrec").torch_model(cfg, kind, "cpu")
         twin.load_state_dict({name: torch.from_numpy(array)
                               for name, array in model.state_dict().items()})
         rng = np.random.default_rng(0)
