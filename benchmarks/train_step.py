@@ -110,8 +110,8 @@ class Config:
     tiny: bool = field(default=False, metadata={
         "help": "B=8, L=16, D=16 (where the engine's Python, not arithmetic, is what a step "
                 "costs); use with --threads 1"})
-    engine_ops: int = field(default=2000, metadata={
-        "help": "operations in the engine-overhead chain (0: skip)"})
+    engine_ops: int = field(default=200, metadata={
+        "help": "operations in the engine-overhead chain, about a training step's (0: skip)"})
     count_kernels: str = field(default="", metadata={
         "help": "GPU only: warm up the contestant named here (e.g. tinyhydra/hydra or "
                 "torch/softmax), run ONE step between cudaProfilerStart and Stop "
@@ -334,7 +334,7 @@ def measure_memory(cfg: Config, xp, rng) -> dict:
     return result
 
 
-def engine_overhead(ops: int, repeats: int = 5) -> dict:
+def engine_overhead(ops: int, repeats: int = 50) -> dict:
     """Microseconds the engine adds to NumPy per operation, where arithmetic is negligible.
 
     A chain of ``ops / 2`` links ``y = y * c + w`` on 4-element float32 arrays (``c`` a
@@ -342,7 +342,8 @@ def engine_overhead(ops: int, repeats: int = 5) -> dict:
     link): the forward records the graph, the backward walks it. The same NumPy calls on
     raw arrays (forward ``a * c + w``; backward ``g * c`` and the running sum of ``w``'s
     gradient) are timed alike and subtracted, so what is left is graph building,
-    topological order, gradient bookkeeping and Python. Best of ``repeats``.
+    topological order, gradient bookkeeping and Python. Best of ``repeats`` (short runs,
+    many times: on a shared machine the best one is the one nobody interrupted).
     """
     links = max(ops // 2, 1)
     x = th.Tensor(np.ones(4, np.float32), requires_grad=True)
@@ -390,6 +391,37 @@ def engine_overhead(ops: int, repeats: int = 5) -> dict:
     result["engine_backward_us_per_op"] = 1e6 * (best["backward"] - best["raw_backward"]) / n
     result["ops"] = n
     return result
+
+
+def optimizer_update_seconds(model, xp, repeats: int = 30) -> dict | None:
+    """Seconds of one Adam update of ``model``'s parameters: ``Adam.step()`` (one update over
+    the flat arrays) against ``optim.adam_update`` called once per parameter (the same
+    formula on each parameter's own arrays), interleaved, best of ``repeats``. Gradients
+    are random and already in place, so only the update is timed."""
+    if not hasattr(optim, "adam_update"):  # an older tinyhydra without the flat update
+        return None
+    adam = optim.Adam(model.parameters(), lr=1e-6)
+    params = model.parameters()
+    rng = np.random.default_rng(0)
+    for p in params:
+        p.grad = xp.asarray(rng.standard_normal(p.shape).astype(p.dtype))
+    moments = [(xp.zeros_like(p.data), xp.zeros_like(p.data)) for p in params]
+
+    def per_parameter():
+        for t, (p, (m, v)) in enumerate(zip(params, moments)):
+            optim.adam_update(p.data, p.grad, m, v, t + 1, lr=1e-6, betas=adam.betas, eps=adam.eps)
+
+    best = {"flat": math.inf, "per_parameter": math.inf}
+    for _ in range(repeats):
+        for name, fn in (("flat", adam.step), ("per_parameter", per_parameter)):
+            backend.synchronize(xp)
+            start = time.perf_counter()
+            fn()
+            backend.synchronize(xp)
+            best[name] = min(best[name], time.perf_counter() - start)
+    for p in params:
+        p.grad = None
+    return {**best, "parameters": len(params), "elements": sum(p.size for p in params)}
 
 
 def count_kernels_of_one_step(name: str, contestants: dict, batches: list, warmup: int) -> dict:
@@ -464,6 +496,8 @@ def main(argv=None) -> dict:
                 "tinyhydra_over_torch": results_models[kind]["seconds_per_step"] / median}
     memory = measure_memory(cfg, xp, rng) if cfg.memory_len > 0 else None
     engine = engine_overhead(cfg.engine_ops) if cfg.engine_ops > 0 else None
+    model, _ = tinyhydra_model(cfg, cfg.kinds[0], cfg.seq_len)
+    update = optimizer_update_seconds(model, xp)
 
     # ------------------------------------------------------------ report
     print(f"\nmilliseconds per training step (median of {cfg.steps}, after {cfg.warmup} warm-up)")
@@ -485,8 +519,12 @@ def main(argv=None) -> dict:
     print(f"GEMM peak of this machine: {peak['gflops']:.1f} GFLOP/s")
     for kind in cfg.kinds:
         print_profile(kind, profiles[kind], cfg.top)
+    if update:
+        print(f"\nAdam update of {update['parameters']} parameters ({update['elements']:,} numbers), "
+              f"best of 30: flat {1e3 * update['flat']:.3f} ms, per parameter "
+              f"{1e3 * update['per_parameter']:.3f} ms")
     if engine:
-        print(f"\nengine overhead (chain of {engine['ops']} ops on 4-element arrays, best of 5), "
+        print(f"\nengine overhead (chain of {engine['ops']} ops on 4-element arrays, best of 50), "
               f"microseconds per op: forward {engine['forward_us_per_op']:.2f} "
               f"(NumPy alone {engine['raw_forward_us_per_op']:.2f}, engine "
               f"{engine['engine_forward_us_per_op']:.2f}), backward {engine['backward_us_per_op']:.2f} "
@@ -513,6 +551,7 @@ def main(argv=None) -> dict:
         "torch": torch_info,
         "memory": memory,
         "engine_overhead": engine,
+        "optimizer_update": update,
         "wall_seconds": time.perf_counter() - started,
     }
     json_path = common.write_json(results, out / "train_step.json")

@@ -105,6 +105,13 @@ def test_train_step_quick(train_step, tmp_path):
     assert positive_finite(saved["flops"]["softmax"]["attention_gflops"])
     assert saved["flops"]["hydra"]["attention_gflops"] is None
     assert saved["torch"]["run"] is False  # --quick skips PyTorch unless --torch
+    engine = saved["engine_overhead"]
+    assert engine["ops"] == 200
+    for key in ("forward_us_per_op", "backward_us_per_op", "raw_forward_us_per_op", "topological_order_us_per_op"):
+        assert positive_finite(engine[key])
+    update = saved["optimizer_update"]
+    assert positive_finite(update["flat"]) and positive_finite(update["per_parameter"])
+    assert update["parameters"] == len(train_step.tinyhydra_model(train_step.Config(quick=True), "softmax", 16)[0].parameters())
     assert results["models"]["softmax"]["seconds_per_step"] == saved["models"]["softmax"]["seconds_per_step"]
 
 
@@ -149,3 +156,21 @@ def test_train_step_quick_with_torch(train_step, tmp_path):
         assert positive_finite(row["seconds_per_step"])
         assert positive_finite(row["tinyhydra_over_torch"])
     assert results["memory"] is None
+
+
+def test_tiny_preset_and_count_kernels_needs_a_gpu(train_step):
+    cfg = train_step.Config(tiny=True)
+    assert (cfg.batch, cfg.seq_len, cfg.dim, cfg.num_items) == (8, 16, 16, 3416)
+    with pytest.raises(ValueError, match="--device gpu"):
+        train_step.Config(count_kernels="tinyhydra/hydra")
+
+
+def test_count_kernels_runs_one_marked_gpu_step(train_step, accelerator, tmp_path):
+    """On a GPU: the step between cudaProfilerStart and Stop runs (nsys counts it; see
+    scripts/gpu_check.sh). Skipped without CuPy and a GPU."""
+    result = train_step.main(["--quick", "--device", accelerator, "--count-kernels", "tinyhydra/hydra",
+                              "--out", str(tmp_path)])
+    assert result == {"contestant": "tinyhydra/hydra", "warmup": 1}
+    with pytest.raises(ValueError, match="choose one of"):
+        train_step.main(["--quick", "--device", accelerator, "--count-kernels", "tinyhydra/nope",
+                         "--out", str(tmp_path)])
