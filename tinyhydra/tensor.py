@@ -99,7 +99,7 @@ class Function:
         if type(output) is not np.ndarray:
             output = _as_array(output)  # a NumPy scalar from a full reduction, or a CuPy array
         if not record:
-            return Tensor(output)
+            return Tensor._from_function(output, None)
         if output.dtype.kind != "f":
             raise TypeError(f"{cls.__name__} returned dtype {output.dtype}: only floating-point "
                             "outputs can carry gradients")
@@ -166,11 +166,12 @@ class Tensor:
         self.name = None
 
     @classmethod
-    def _from_function(cls, output, node: Node) -> "Tensor":
-        """The output of a recorded Function: no conversion or checks (``apply`` made them)."""
+    def _from_function(cls, output, node) -> "Tensor":
+        """A Function's output array as a Tensor, recorded (``node``) or not (None); no
+        conversion or checks: ``apply`` made them."""
         result = cls.__new__(cls)
-        result.data, result.requires_grad, result.grad = output, True, None
-        result._node, result._is_leaf, result.name = node, False, None
+        result.data, result.grad, result.name = output, None, None
+        result.requires_grad, result._node, result._is_leaf = node is not None, node, node is None
         return result
 
     # ------------------------------------------------------------------ basics
