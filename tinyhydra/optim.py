@@ -35,7 +35,7 @@ class Optimizer:
     """Holds the parameters and one state dict per parameter (built lazily on its first step).
 
     Subclasses implement ``update(param, grad, state)``; ``step()`` calls it for every
-    parameter that has a gradient.
+    parameter that has a gradient (Adam overrides ``step()`` to update all at once).
     """
 
     def __init__(self, params, lr: float):
@@ -53,6 +53,7 @@ class Optimizer:
         self.state = [{} for _ in self.params]
 
     def zero_grad(self) -> None:
+        """Forget the gradients (no array is touched: the next backward writes, not adds)."""
         for param in self.params:
             param.grad = None
 
