@@ -55,6 +55,8 @@ Writes ``train_step.json`` into ``--out``.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -69,7 +71,7 @@ import overhead  # noqa: E402  (benchmarks/overhead.py)
 import torch_sasrec  # noqa: E402  (benchmarks/torch_sasrec.py: imports torch only when asked)
 
 import tinyhydra as th  # noqa: E402
-from tinyhydra import backend, data, models, optim  # noqa: E402
+from tinyhydra import backend, data, models  # noqa: E402
 
 
 @dataclass
@@ -112,6 +114,12 @@ class Config:
                 "costs); use with --threads 1"})
     engine_ops: int = field(default=200, metadata={
         "help": "operations in the engine-overhead chain, about a training step's (0: skip)"})
+    clock: str = field(default="wall", metadata={
+        "help": "wall time, or this process's CPU time (CPU only, with --threads 1: on a machine "
+                "shared with busy processes it leaves out the time others hold the cores)"})
+    compare_with: str | None = field(default=None, metadata={
+        "help": "root of another checkout whose tinyhydra is timed too, interleaved step by "
+                "step with this one (contestants compared/<kind>), for before/after tables"})
     count_kernels: str = field(default="", metadata={
         "help": "GPU only: warm up the contestant named here (e.g. tinyhydra/hydra or "
                 "torch/softmax), run ONE step between cudaProfilerStart and Stop "
@@ -131,6 +139,10 @@ class Config:
             self.torch = not self.quick
         if self.loss not in models.LOSSES:
             raise ValueError(f"--loss must be one of {models.LOSSES}, got {self.loss!r}")
+        if self.clock not in ("wall", "cpu"):
+            raise ValueError(f"--clock must be wall or cpu, got {self.clock!r}")
+        if self.clock == "cpu" and self.device != "cpu":
+            raise ValueError("--clock cpu times CPU work; a GPU step needs --clock wall")
         if self.count_kernels and self.device != "gpu":
             raise ValueError("--count-kernels marks one GPU step for a CUDA profiler: add --device gpu")
 
@@ -172,12 +184,31 @@ def load_batches(cfg: Config, count: int, rng) -> tuple[list, dict]:
 
 
 # ---------------------------------------------------------------------- tinyhydra
-def tinyhydra_model(cfg: Config, kind: str, max_len: int):
-    th.manual_seed(cfg.seed)
-    model = models.SASRec(cfg.num_items, max_len=max_len, dim=cfg.dim, num_layers=cfg.layers,
-                          num_heads=cfg.heads, dropout=cfg.dropout, attention=kind)
+def tinyhydra_model(cfg: Config, kind: str, max_len: int, lib=th):
+    """SASRec and its Adam, built by the tinyhydra package ``lib`` (this one, or a
+    ``--compare-with`` one)."""
+    lib.manual_seed(cfg.seed)
+    lib_models, lib_optim = (importlib.import_module(f"{lib.__name__}.{name}") for name in ("models", "optim"))
+    model = lib_models.SASRec(cfg.num_items, max_len=max_len, dim=cfg.dim, num_layers=cfg.layers,
+                              num_heads=cfg.heads, dropout=cfg.dropout, attention=kind)
     model.to(cfg.device)
-    return model, optim.Adam(model.parameters(), lr=cfg.lr)
+    return model, lib_optim.Adam(model.parameters(), lr=cfg.lr)
+
+
+def load_compared_tinyhydra(path: str):
+    """The tinyhydra package in ``path``/tinyhydra (e.g. a checkout of an older commit),
+    imported as ``tinyhydra_compared`` so that both versions run side by side, step by
+    step, in one process: on a busy machine that is the only fair before/after."""
+    init = Path(path).resolve() / "tinyhydra" / "__init__.py"
+    if not init.exists():
+        raise FileNotFoundError(f"--compare-with {path}: no tinyhydra/__init__.py there; pass "
+                                "the root of a checkout (e.g. made by `git worktree add`)")
+    spec = importlib.util.spec_from_file_location("tinyhydra_compared", init,
+                                                  submodule_search_locations=[str(init.parent)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def tinyhydra_step(cfg: Config, model, optimizer, xp):
@@ -229,10 +260,12 @@ def count_flops(cfg: Config, kind: str, target_rows: float, length: int | None =
 
 
 # ---------------------------------------------------------------------- measurements
-def time_interleaved(contestants: dict, batches: list, steps: int, warmup: int) -> dict:
+def time_interleaved(contestants: dict, batches: list, steps: int, warmup: int,
+                     clock=time.perf_counter) -> dict:
     """{name: [seconds per step]}: every contestant runs step i before any runs step i + 1.
 
     ``contestants`` maps a name to (step(batch), sync()); ``warmup`` untimed steps each.
+    ``clock``: wall time, or ``time.process_time`` (this process's CPU seconds, see --clock).
     """
     for name, (step, sync) in contestants.items():
         start = time.perf_counter()
@@ -245,10 +278,10 @@ def time_interleaved(contestants: dict, batches: list, steps: int, warmup: int) 
         batch = batches[(warmup + i) % len(batches)]
         for name, (step, sync) in contestants.items():
             sync()
-            start = time.perf_counter()
+            start = clock()
             step(batch)
             sync()
-            seconds[name].append(time.perf_counter() - start)
+            seconds[name].append(clock() - start)
         print(f"  step {i + 1}/{steps}: " + ", ".join(
             f"{name} {runs[-1]:.3f} s" for name, runs in seconds.items()), flush=True)
     return seconds
@@ -378,6 +411,12 @@ def main(argv=None) -> dict:
         model, optimizer = tinyhydra_model(cfg, kind, cfg.seq_len)
         tiny[kind] = tinyhydra_step(cfg, model, optimizer, xp)
         contestants[f"tinyhydra/{kind}"] = (tiny[kind], lambda: backend.synchronize(xp))
+    if cfg.compare_with:
+        compared_lib = load_compared_tinyhydra(cfg.compare_with)
+        for kind in cfg.kinds:
+            model, optimizer = tinyhydra_model(cfg, kind, cfg.seq_len, lib=compared_lib)
+            contestants[f"compared/{kind}"] = (tinyhydra_step(cfg, model, optimizer, xp),
+                                               lambda: backend.synchronize(xp))
     torch_info = torch_sasrec.torch_setup(cfg)
     if torch_info["run"]:
         for kind in cfg.kinds:
@@ -386,7 +425,8 @@ def main(argv=None) -> dict:
                                             lambda d=torch_device: torch_sasrec.torch_sync(d))
     if cfg.count_kernels:
         return count_kernels_of_one_step(cfg.count_kernels, contestants, batches, cfg.warmup)
-    seconds = time_interleaved(contestants, batches, cfg.steps, cfg.warmup)
+    clock = time.process_time if cfg.clock == "cpu" else time.perf_counter
+    seconds = time_interleaved(contestants, batches, cfg.steps, cfg.warmup, clock)
 
     results_models, profiles, flops = {}, {}, {}
     profiled = [batches[i % len(batches)] for i in range(cfg.profile_steps)]
@@ -404,13 +444,22 @@ def main(argv=None) -> dict:
             torch_info["models"][kind] = {
                 "seconds_per_step": median, "runs": runs,
                 "tinyhydra_over_torch": results_models[kind]["seconds_per_step"] / median}
+    compared = None
+    if cfg.compare_with:
+        compared = {"path": str(Path(cfg.compare_with).resolve()), "models": {}}
+        for kind in cfg.kinds:
+            runs = seconds[f"compared/{kind}"]
+            compared["models"][kind] = {
+                "seconds_per_step": common.median(runs), "runs": runs,
+                "this_over_compared": results_models[kind]["seconds_per_step"] / common.median(runs)}
     memory = measure_memory(cfg, xp, rng) if cfg.memory_len > 0 else None
     engine = overhead.engine_overhead(cfg.engine_ops) if cfg.engine_ops > 0 else None
     model, _ = tinyhydra_model(cfg, cfg.kinds[0], cfg.seq_len)
     update = overhead.optimizer_update_seconds(model, xp)
 
     # ------------------------------------------------------------ report
-    print(f"\nmilliseconds per training step (median of {cfg.steps}, after {cfg.warmup} warm-up)")
+    print(f"\nmilliseconds per training step (median of {cfg.steps}, after {cfg.warmup} warm-up, "
+          f"{cfg.clock} clock)")
     print(f"{'model':<14}{'tinyhydra ms':>13}{'torch ms':>10}{'ratio':>8}"
           f"{'MatMul GFLOP/s':>16}{'attn GFLOP/s':>14}")
     for kind in cfg.kinds:
@@ -426,6 +475,11 @@ def main(argv=None) -> dict:
     else:
         print(f"(ratio = tinyhydra / PyTorch {torch_info['version']} eager, "
               f"{torch_info['threads']} threads)")
+    if compared:
+        print(f"this tinyhydra against the one in {compared['path']} (same steps, interleaved):")
+        for kind, row in compared["models"].items():
+            print(f"  {kind:<12}{1e3 * row['seconds_per_step']:>10.2f} ms there, ratio here/there "
+                  f"{row['this_over_compared']:.3f}")
     print(f"GEMM peak of this machine: {peak['gflops']:.1f} GFLOP/s")
     for kind in cfg.kinds:
         print_profile(kind, profiles[kind], cfg.top)
@@ -459,6 +513,7 @@ def main(argv=None) -> dict:
         "profile": profiles,
         "flops": flops,
         "torch": torch_info,
+        "compared": compared,
         "memory": memory,
         "engine_overhead": engine,
         "optimizer_update": update,
