@@ -14,6 +14,9 @@ view instead of allocating one, so after backward the flat gradient holds them a
     flat data (N,)  = [ p0.ravel() | p1.ravel() | ... ]      p_i.data = flat[o_i:o_i+n_i].reshape(shape_i)
     flat grad (N,)  = [ g0.ravel() | g1.ravel() | ... ]      written by Tensor.backward
 
+So ``param.grad`` of a packed parameter is that view, and the backward after the next
+``zero_grad()`` writes over it: copy it (``param.grad.copy()``) to keep it longer.
+
 Anything that replaces ``param.data`` instead of writing into it (``Module.to``,
 ``Module.to_dtype``, ``Module.load_state_dict``, swapping in averaged weights) cuts
 that parameter loose from the flat array. :meth:`FlatParameters.refresh` notices
