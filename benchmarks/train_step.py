@@ -262,7 +262,8 @@ def count_flops(cfg: Config, kind: str, target_rows: float, length: int | None =
 # ---------------------------------------------------------------------- measurements
 def time_interleaved(contestants: dict, batches: list, steps: int, warmup: int,
                      clock=time.perf_counter) -> dict:
-    """{name: [seconds per step]}: every contestant runs step i before any runs step i + 1.
+    """{name: [seconds per step]}: every contestant runs step i before any runs step i + 1,
+    in an order that rotates from step to step.
 
     ``contestants`` maps a name to (step(batch), sync()); ``warmup`` untimed steps each.
     ``clock``: wall time, or ``time.process_time`` (this process's CPU seconds, see --clock).
@@ -274,9 +275,13 @@ def time_interleaved(contestants: dict, batches: list, steps: int, warmup: int,
         sync()
         print(f"  warm-up {name}: {warmup} steps, {time.perf_counter() - start:.2f} s", flush=True)
     seconds = {name: [] for name in contestants}
+    names = list(contestants)
     for i in range(steps):
         batch = batches[(warmup + i) % len(batches)]
-        for name, (step, sync) in contestants.items():
+        # the order rotates every step, so no contestant always runs right after the same
+        # one (whose freed memory, or caches, it would otherwise always inherit)
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            step, sync = contestants[name]
             sync()
             start = clock()
             step(batch)
