@@ -4,6 +4,7 @@ benchmarks/ is not a package, so each script is loaded from its file.
 """
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,3 +175,19 @@ def test_count_kernels_runs_one_marked_gpu_step(train_step, accelerator, tmp_pat
     with pytest.raises(ValueError, match="choose one of"):
         train_step.main(["--quick", "--device", accelerator, "--count-kernels", "tinyhydra/nope",
                          "--out", str(tmp_path)])
+
+
+def test_compare_with_times_another_checkout_side_by_side(train_step, tmp_path):
+    """--compare-with ROOT imports ROOT/tinyhydra under another name and times it interleaved
+    with this one (here: this very checkout, so both run the same code)."""
+    root = str(Path(train_step.__file__).resolve().parents[1])
+    results = train_step.main(["--quick", "--compare-with", root, "--memory-len", "0", "--engine-ops", "0",
+                               "--out", str(tmp_path)])
+    compared = results["compared"]
+    assert compared["path"] == root
+    for kind in ("softmax", "hydra"):
+        row = compared["models"][kind]
+        assert len(row["runs"]) == 2 and all(positive_finite(t) for t in row["runs"])
+        assert positive_finite(row["this_over_compared"]) and positive_finite(row["best_this_over_compared"])
+    with pytest.raises(FileNotFoundError, match="no tinyhydra/__init__.py"):
+        train_step.load_compared_tinyhydra(str(tmp_path))
