@@ -181,7 +181,7 @@ def test_optimizer_errors():
 # ---------------------------------------------------------------- flat buffers
 def small_model(dtype=np.float64):
     th.manual_seed(3)
-    model = models.SASRec(12, max_len=5, dim=4, num_layers=1, dropout=0.0, attention="hydra")
+    model = models.build_model("hydrarec-uni", 12, max_len=5, dim=4, num_layers=1, dropout=0.0)
     return model.to_dtype(dtype)
 
 
