@@ -4,12 +4,11 @@ Updates run on raw arrays, in place on ``param.data``, with the array module tha
 owns them (NumPy or CuPy), so no graph is recorded. Hyperparameters are Python floats,
 which never promote an array's dtype: float32 parameters and moments stay float32.
 
-Adam and the moving average keep the parameters, gradients, moments and averages as
-views into one flat array per device and dtype (:mod:`tinyhydra.flat`), so their update
-is one vectorised expression over all parameters: on a GPU one short chain of kernels
-instead of one chain per parameter. An optimizer built before ``model.to("gpu")``,
-``model.to_dtype(...)`` or ``model.load_state_dict(...)`` keeps working: its next step
-notices the replaced arrays and packs them (and its state) again.
+Adam and the moving average keep parameters, gradients, moments and averages as views
+into one flat array per device and dtype (:mod:`tinyhydra.flat`): their update is one
+vectorised expression over all parameters (on a GPU, one chain of kernels instead of one
+per parameter). After ``model.to``, ``to_dtype`` or ``load_state_dict`` the next step
+packs the replaced arrays (and the state) again.
 """
 from __future__ import annotations
 
@@ -103,13 +102,9 @@ class Optimizer:
             raise ValueError(
                 f"optimizer state has {len(states)} parameters, this optimizer has "
                 f"{len(self.params)}")
-        new_states = []
-        for i, (param, state) in enumerate(zip(self.params, states)):
-            new_states.append({
-                key: _restored_like(param, value, f"optimizer state {key!r} of parameter {i}")
-                if hasattr(value, "shape") else value
-                for key, value in state.items()})
-        self.state = new_states
+        self.state = [{key: _restored_like(param, value, f"optimizer state {key!r} of parameter {i}")
+                       if hasattr(value, "shape") else value for key, value in state.items()}
+                      for i, (param, state) in enumerate(zip(self.params, states))]
         for name, value in state_dict["hyperparameters"].items():
             setattr(self, name, value)
 
@@ -229,10 +224,9 @@ class Adam(Optimizer):
         packing changed or a checkpoint was loaded."""
         if self._layout_version == self.flat.version:
             return
-        exp_avg, avg_views = self.flat.lay_out([state.get("exp_avg") for state in self.state])
-        exp_avg_sq, sq_views = self.flat.lay_out([state.get("exp_avg_sq") for state in self.state])
-        self._flat_moments = list(zip(exp_avg, exp_avg_sq))
-        self._moment_views = list(zip(avg_views, sq_views))
+        (m_flat, m_views), (v_flat, v_views) = (
+            self.flat.lay_out([state.get(key) for state in self.state]) for key in ("exp_avg", "exp_avg_sq"))
+        self._flat_moments, self._moment_views = list(zip(m_flat, v_flat)), list(zip(m_views, v_views))
         for state, (m, v) in zip(self.state, self._moment_views):
             if state:
                 state["exp_avg"], state["exp_avg_sq"] = m, v
@@ -262,8 +256,7 @@ class ExponentialMovingAverage:
     def __init__(self, params, decay: float):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
-        self.params = list(params)
-        self.decay = float(decay)
+        self.params, self.decay = list(params), float(decay)
         self.flat = flat.packing_of(self.params)
         self.averages = [param.data for param in self.params]  # copied by the layout
         self._layout_version = None
