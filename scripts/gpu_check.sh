@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The GPU checks in one run (on a machine with CuPy and a CUDA GPU), each step time-boxed
-# (at most about 12 minutes in all; the last steps are the ones to drop when time is short):
-#   1. the device-parametrised tests on the cupy backend (they compare CuPy with NumPy)  <= 150 s
+# (the caps add up to 11 minutes; the last steps are the ones to drop when time is short):
+#   1. the device-parametrised tests on the cupy backend (they compare CuPy with NumPy)  <= 120 s
 #   2. kernels launched by ONE training step of tinyhydra and of its PyTorch twin, counted by
 #      Nsight Systems over the window that cupyx.profiler.profile() opens around that step
-#      (benchmarks/train_step.py --count-kernels); skipped when `nsys` is not installed      <= 4 x 60 s
-#   3. the training-step benchmark on the GPU, tinyhydra against PyTorch eager CUDA           <= 150 s
-#   4. a 3-epoch `--device gpu` training of SASRec and of HydraRecUni                         <= 2 x 120 s
-#   5. the attention-scaling benchmark on the GPU                                             <= 90 s
+#      (benchmarks/train_step.py --count-kernels); skipped when `nsys` is not installed      <= 4 x 45 s
+#   3. the training-step benchmark on the GPU, tinyhydra against PyTorch eager CUDA           <= 120 s
+#   4. a 3-epoch `--device gpu` training of SASRec and of HydraRecUni                         <= 2 x 90 s
+#   5. the attention-scaling benchmark on the GPU                                             <= 60 s
 # Usage: bash scripts/gpu_check.sh [DATA] [OUT]    (DATA: a SASRec-format ml-1m.txt(.gz))
 # BEFORE=<path of an older checkout> also counts the kernels of that tinyhydra (step 2), with
 # this checkout's benchmark script, for a before/after table.
@@ -24,13 +24,13 @@ data_flag=()
 [ -n "$data" ] && data_flag=(--data "$data")
 
 # 1. tests
-timeout 150 python3 -m pytest -q -k "gpu" -m "not notebooks" 2>&1 | tee "$out/tests.txt"
+timeout 120 python3 -m pytest -q -k "gpu" -m "not notebooks" 2>&1 | tee "$out/tests.txt"
 
 # 2. kernels per training step
 count_kernels() {  # $1: contestant (tinyhydra/softmax, torch/hydra, ...), $2: label, $3: PYTHONPATH
   local report="$out/kernels/${2}_${1//\//_}"
   mkdir -p "$out/kernels"
-  if ! PYTHONPATH="$3" timeout 60 nsys profile --capture-range=cudaProfilerApi \
+  if ! PYTHONPATH="$3" timeout 45 nsys profile --capture-range=cudaProfilerApi \
       --capture-range-end=stop --trace=cuda,nvtx --force-overwrite=true -o "$report" \
       python3 benchmarks/train_step.py --device gpu --count-kernels "$1" --warmup 3 \
       --matmul-n 256 --memory-len 0 "${data_flag[@]}" --out "$out/kernels" > "$report.log" 2>&1; then
@@ -60,15 +60,15 @@ else
 fi
 
 # 3. training step against PyTorch eager on the same card
-timeout 150 python3 benchmarks/train_step.py --device gpu --steps 20 --memory-len 2048 "${data_flag[@]}" \
+timeout 120 python3 benchmarks/train_step.py --device gpu --steps 20 --memory-len 2048 "${data_flag[@]}" \
   --out "$out" 2>&1 | tee "$out/train_step.txt"
 
 # 4. short trainings
 for model in sasrec hydrarec-uni; do
-  timeout 120 python3 examples/train_ml1m.py "${data_flag[@]}" --model "$model" --device gpu --epochs 3 \
+  timeout 90 python3 examples/train_ml1m.py "${data_flag[@]}" --model "$model" --device gpu --epochs 3 \
     --eval both --progress false --out "$out/$model" 2>&1 | tee "$out/train_$model.txt"
 done
 
 # 5. attention scaling
-timeout 90 python3 benchmarks/attention_scaling.py --device gpu --lengths 256 1024 4096 16384 \
+timeout 60 python3 benchmarks/attention_scaling.py --device gpu --lengths 256 1024 4096 16384 \
   --max-gib 40 --out "$out" 2>&1 | tee "$out/attention_scaling.txt"
