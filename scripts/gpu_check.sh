@@ -9,8 +9,8 @@
 #   4. a 3-epoch `--device gpu` training of SASRec and of HydraRecUni                         <= 2 x 90 s
 #   5. the attention-scaling benchmark on the GPU                                             <= 60 s
 # Usage: bash scripts/gpu_check.sh [DATA] [OUT]    (DATA: a SASRec-format ml-1m.txt(.gz))
-# BEFORE=<path of an older checkout> also counts the kernels of that tinyhydra (step 2), with
-# this checkout's benchmark script, for a before/after table.
+# BEFORE=<root of an older checkout> also counts the kernels of that tinyhydra (step 2: the
+# contestants compared/<kind> of train_step.py --compare-with), for a before/after table.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-}
@@ -27,31 +27,32 @@ data_flag=()
 timeout 120 python3 -m pytest -q -k "gpu" -m "not notebooks" 2>&1 | tee "$out/tests.txt"
 
 # 2. kernels per training step
-count_kernels() {  # $1: contestant (tinyhydra/softmax, torch/hydra, ...), $2: label, $3: PYTHONPATH
-  local report="$out/kernels/${2}_${1//\//_}"
+count_kernels() {  # $1: contestant (tinyhydra/softmax, torch/hydra, compared/hydra, ...), then extra flags
+  local contestant=$1 report="$out/kernels/${1//\//_}"
+  shift
   mkdir -p "$out/kernels"
-  if ! PYTHONPATH="$3" timeout 45 nsys profile --capture-range=cudaProfilerApi \
+  if ! timeout 45 nsys profile --capture-range=cudaProfilerApi \
       --capture-range-end=stop --trace=cuda,nvtx --force-overwrite=true -o "$report" \
-      python3 benchmarks/train_step.py --device gpu --count-kernels "$1" --warmup 3 \
-      --matmul-n 256 --memory-len 0 "${data_flag[@]}" --out "$out/kernels" > "$report.log" 2>&1; then
-    echo "$2 $1: nsys failed, see $report.log"
+      python3 benchmarks/train_step.py --device gpu --count-kernels "$contestant" --warmup 3 \
+      --matmul-n 256 --memory-len 0 "${data_flag[@]}" "$@" --out "$out/kernels" > "$report.log" 2>&1; then
+    echo "$contestant: nsys failed, see $report.log"
     return
   fi
   nsys stats --quiet --report cuda_gpu_kern_sum --format csv "$report.nsys-rep" 2>> "$report.log" |
     python3 -c 'import csv, sys
 rows = [row for row in csv.DictReader(line for line in sys.stdin if "," in line) if row.get("Instances")]
 total = sum(int(row["Instances"]) for row in rows)
-print(f"{sys.argv[1]:<8}{sys.argv[2]:<18}{total:>8} kernels, {len(rows)} distinct")' "$2" "$1"
+print(f"{sys.argv[1]:<20}{total:>8} kernels, {len(rows)} distinct")' "$contestant"
 }
 if command -v nsys > /dev/null; then
   {
     echo "kernels launched by one training step (after 3 warm-up steps; nsys cuda_gpu_kern_sum)"
     for contestant in tinyhydra/softmax tinyhydra/hydra torch/softmax torch/hydra; do
-      count_kernels "$contestant" now "$PWD"
+      count_kernels "$contestant"
     done
-    if [ -n "${BEFORE:-}" ]; then
-      for contestant in tinyhydra/softmax tinyhydra/hydra; do
-        count_kernels "$contestant" before "$BEFORE"
+    if [ -n "${BEFORE:-}" ]; then  # compared/<kind>: the tinyhydra of the BEFORE checkout
+      for contestant in compared/softmax compared/hydra; do
+        count_kernels "$contestant" --compare-with "$BEFORE"
       done
     fi
   } 2>&1 | tee "$out/kernels.txt"
