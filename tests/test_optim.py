@@ -364,3 +364,25 @@ def test_flat_parameters_group_by_dtype():
     with pytest.raises(ValueError, match="gradient of shape"):
         c.grad = np.zeros(4, np.float32)
         packing.gather_grads()
+
+
+def test_overlapping_parameter_lists_stay_correct():
+    """Two optimizers whose lists share a parameter take the packing over in turn (a copy
+    per step); each step still updates the current weights exactly."""
+    a, b, c = (nn.Parameter(np.array([1.0, -2.0]) * k) for k in (1.0, 2.0, 3.0))
+    first, second = optim.Adam([a, b], lr=0.1), optim.Adam([b, c], lr=0.05)
+    expected = {name: p.data.copy() for name, p in zip("abc", (a, b, c))}
+    moments = {key: (np.zeros(2), np.zeros(2)) for key in ("a1", "b1", "b2", "c2")}
+    rng = np.random.default_rng(5)
+    for t in (1, 2, 3):
+        for opt, names, lr in ((first, "ab", 0.1), (second, "bc", 0.05)):
+            grads = {name: rng.standard_normal(2) for name in names}
+            for name in names:
+                dict(zip("abc", (a, b, c)))[name].grad = grads[name].copy()
+            opt.step()
+            tag = "1" if opt is first else "2"
+            for name in names:
+                m, v = moments[name + tag]
+                optim.adam_update(expected[name], grads[name], m, v, t, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+    for name, p in zip("abc", (a, b, c)):
+        np.testing.assert_allclose(p.data, expected[name], rtol=1e-15)
