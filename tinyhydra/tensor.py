@@ -290,7 +290,8 @@ class Tensor:
             for parent, parent_grad in zip(node.parents, parent_grads):
                 if parent_grad is None or parent is None or not parent.requires_grad:
                     continue
-                parent_grad = unbroadcast(parent_grad, parent.data.shape)
+                if parent_grad.shape != parent.data.shape:  # the common case costs no call
+                    parent_grad = unbroadcast(parent_grad, parent.data.shape)
                 previous = grads.get(id(parent))
                 # out of place: a Function may hand the same array to several parents
                 grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
