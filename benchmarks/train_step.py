@@ -29,7 +29,7 @@ What is measured:
   matmul). Compared with this machine's own float32 GEMM speed, measured in the same
   run (best of 5 products of 2048 x 2048 matrices on the same device).
 * **PyTorch** (optional, only if ``import torch`` works): the same model written in
-  PyTorch eager mode (:func:`torch_model`: same layers, same masks, same dropout
+  PyTorch eager mode (``torch_sasrec.torch_model`` in benchmarks/torch_sasrec.py: same layers, same masks, same dropout
   sites, same full-softmax CE over the gathered target rows, ``torch.optim.Adam``),
   on the same batches, with ``torch.set_num_threads(os.cpu_count())`` (or
   ``--threads``), timed the same way. Printed as the ratio tinyhydra / PyTorch.
@@ -55,8 +55,8 @@ Writes ``train_step.json`` into ``--out``.
 """
 from __future__ import annotations
 
-import math
-import os
+import importlib
+import importlib.util
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -67,9 +67,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402  (benchmarks/common.py, imported before NumPy: see --threads)
 
 import numpy as np  # noqa: E402
+import overhead  # noqa: E402  (benchmarks/overhead.py)
+import torch_sasrec  # noqa: E402  (benchmarks/torch_sasrec.py: imports torch only when asked)
 
 import tinyhydra as th  # noqa: E402
-from tinyhydra import backend, data, models, optim  # noqa: E402
+from tinyhydra import backend, data, models  # noqa: E402
 
 
 @dataclass
@@ -107,8 +109,26 @@ class Config:
     out: str = field(default=str(common.DEFAULT_OUT), metadata={"help": "output folder"})
     quick: bool = field(default=False, metadata={
         "help": "smoke run: tiny shapes, 2 steps, no PyTorch unless --torch"})
+    tiny: bool = field(default=False, metadata={
+        "help": "B=8, L=16, D=16 (where the engine's Python, not arithmetic, is what a step "
+                "costs); use with --threads 1"})
+    engine_ops: int = field(default=200, metadata={
+        "help": "operations in the engine-overhead chain, about a training step's (0: skip)"})
+    clock: str = field(default="wall", metadata={
+        "help": "wall time, or this process's CPU time (CPU only, with --threads 1: on a machine "
+                "shared with busy processes it leaves out the time others hold the cores)"})
+    compare_with: str | None = field(default=None, metadata={
+        "help": "root of another checkout whose tinyhydra is timed too, interleaved step by "
+                "step with this one (contestants compared/<kind>), for before/after tables"})
+    count_kernels: str = field(default="", metadata={
+        "help": "GPU only: warm up the contestant named here (e.g. tinyhydra/hydra or "
+                "torch/softmax), run ONE step between cudaProfilerStart and Stop "
+                "(cupyx.profiler.profile) and exit; run under `nsys profile "
+                "--capture-range=cudaProfilerApi` to count its kernels (scripts/gpu_check.sh)"})
 
     def __post_init__(self):
+        if self.tiny:
+            self.batch, self.seq_len, self.dim = 8, 16, 16
         if self.quick:
             self.batch, self.seq_len, self.dim, self.num_items = 4, 16, 16, 50
             self.steps, self.warmup, self.profile_steps = 2, 1, 1
@@ -119,6 +139,12 @@ class Config:
             self.torch = not self.quick
         if self.loss not in models.LOSSES:
             raise ValueError(f"--loss must be one of {models.LOSSES}, got {self.loss!r}")
+        if self.clock not in ("wall", "cpu"):
+            raise ValueError(f"--clock must be wall or cpu, got {self.clock!r}")
+        if self.clock == "cpu" and self.device != "cpu":
+            raise ValueError("--clock cpu times CPU work; a GPU step needs --clock wall")
+        if self.count_kernels and self.device != "gpu":
+            raise ValueError("--count-kernels marks one GPU step for a CUDA profiler: add --device gpu")
 
     @property
     def kinds(self) -> list[str]:
@@ -162,13 +188,32 @@ def load_batches(cfg: Config, count: int, rng) -> tuple[list, dict]:
 MODEL_OF_KIND = {"softmax": "sasrec", "hydra": "hydrarec-uni", "decayed-hydra": "hydrarec-uni-decay"}
 
 
-def tinyhydra_model(cfg: Config, kind: str, max_len: int):
-    th.manual_seed(cfg.seed)
+def tinyhydra_model(cfg: Config, kind: str, max_len: int, lib=th):
+    """The causal model of ``kind`` and its Adam, built by the tinyhydra package ``lib``
+    (this one, or a ``--compare-with`` one)."""
+    lib.manual_seed(cfg.seed)
+    lib_models, lib_optim = (importlib.import_module(f"{lib.__name__}.{name}") for name in ("models", "optim"))
     heads = {"num_heads": cfg.heads} if kind == "softmax" else {}
-    model = models.build_model(MODEL_OF_KIND[kind], cfg.num_items, max_len=max_len, dim=cfg.dim,
-                               num_layers=cfg.layers, dropout=cfg.dropout, **heads)
+    model = lib_models.build_model(MODEL_OF_KIND[kind], cfg.num_items, max_len=max_len, dim=cfg.dim,
+                                   num_layers=cfg.layers, dropout=cfg.dropout, **heads)
     model.to(cfg.device)
-    return model, optim.Adam(model.parameters(), lr=cfg.lr)
+    return model, lib_optim.Adam(model.parameters(), lr=cfg.lr)
+
+
+def load_compared_tinyhydra(path: str):
+    """The tinyhydra package in ``path``/tinyhydra (e.g. a checkout of an older commit),
+    imported as ``tinyhydra_compared`` so that both versions run side by side, step by
+    step, in one process: on a busy machine that is the only fair before/after."""
+    init = Path(path).resolve() / "tinyhydra" / "__init__.py"
+    if not init.exists():
+        raise FileNotFoundError(f"--compare-with {path}: no tinyhydra/__init__.py there; pass "
+                                "the root of a checkout (e.g. made by `git worktree add`)")
+    spec = importlib.util.spec_from_file_location("tinyhydra_compared", init,
+                                                  submodule_search_locations=[str(init.parent)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def tinyhydra_step(cfg: Config, model, optimizer, xp):
@@ -219,147 +264,14 @@ def count_flops(cfg: Config, kind: str, target_rows: float, length: int | None =
             "attention_forward": attention_forward, "attention_step": 3.0 * attention_forward}
 
 
-# ---------------------------------------------------------------------- PyTorch twin
-def torch_model(cfg: Config, kind: str, device: str):
-    """The same SASRec in PyTorch eager mode, layer for layer (see tinyhydra.models / nn).
-
-    Embedding E (V + 1, D) scaled by sqrt(D) + right-aligned learned positions,
-    dropout, times the key mask; ``layers`` pre-LN blocks
-    x = x + drop(attn(LN(x))), x = x + drop(ffn(LN(x))), x *= mask, where attn is
-    Q, K, V projections, softmax (explicit matmul + masked softmax, causal AND key
-    mask; masked scores get -1e9 so a fully padded row stays finite) or Hydra
-    (cosine-normalised q, k, masked k, cumsum over t), dropout on the context, output
-    projection; ffn = Linear -> ReLU -> dropout -> Linear (hidden D); final LayerNorm;
-    logits of the target rows against E[1:] (tied), full-softmax CE; Adam.
-    Parameter names are tinyhydra's, so ``model.load_state_dict`` of a tinyhydra
-    ``state_dict()`` (as torch tensors) gives the same function (tests check the loss).
-    """
-    import torch
-    from torch import nn
-    from torch.nn import functional as TF
-
-    class Attention(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.query, self.key, self.value, self.out = (nn.Linear(cfg.dim, cfg.dim)
-                                                          for _ in range(4))
-            self.dropout = nn.Dropout(cfg.dropout)
-
-        def forward(self, x, mask):  # x (B, L, D), mask (B, L) bool
-            q, k, v = self.query(x), self.key(x), self.value(x)
-            if kind == "hydra":
-                q = TF.normalize(q, dim=-1)
-                k = TF.normalize(k, dim=-1) * mask[:, :, None]
-                context = q * torch.cumsum(k * v, dim=1)
-            else:
-                b, length, d = x.shape
-                h = cfg.heads
-                q, k, v = (t.reshape(b, length, h, d // h).transpose(1, 2) for t in (q, k, v))
-                scores = q @ k.transpose(-1, -2) / math.sqrt(d // h)  # (B, H, L, L)
-                tril = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
-                allowed = tril & mask[:, None, None, :]
-                scores = scores.masked_fill(~allowed, -1e9)
-                context = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(b, length, d)
-            return self.out(self.dropout(context))
-
-    class FeedForward(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc1, self.fc2 = nn.Linear(cfg.dim, cfg.dim), nn.Linear(cfg.dim, cfg.dim)
-            self.dropout = nn.Dropout(cfg.dropout)
-
-        def forward(self, x):
-            return self.fc2(self.dropout(torch.relu(self.fc1(x))))
-
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.attention = Attention()
-            self.attention_norm, self.feed_forward_norm = nn.LayerNorm(cfg.dim), nn.LayerNorm(cfg.dim)
-            self.feed_forward = FeedForward()
-            self.attention_dropout = nn.Dropout(cfg.dropout)
-            self.feed_forward_dropout = nn.Dropout(cfg.dropout)
-
-        def forward(self, x, mask):
-            x = x + self.attention_dropout(self.attention(self.attention_norm(x), mask))
-            x = x + self.feed_forward_dropout(self.feed_forward(self.feed_forward_norm(x)))
-            return x * mask[:, :, None]
-
-    class TorchSASRec(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.item_embedding = nn.Embedding(cfg.num_items + 1, cfg.dim, padding_idx=0)
-            self.position_embedding = nn.Embedding(cfg.seq_len, cfg.dim)
-            nn.init.normal_(self.item_embedding.weight, std=0.02)
-            nn.init.normal_(self.position_embedding.weight, std=0.02)
-            with torch.no_grad():
-                self.item_embedding.weight[0] = 0
-            self.dropout = nn.Dropout(cfg.dropout)
-            self.blocks = nn.ModuleList(Block() for _ in range(cfg.layers))
-            self.final_norm = nn.LayerNorm(cfg.dim)
-
-        def loss(self, inputs, targets):
-            mask = inputs != 0
-            length = inputs.shape[1]
-            x = self.item_embedding(inputs) * math.sqrt(cfg.dim)
-            x = self.dropout(x + self.position_embedding.weight[cfg.seq_len - length:])
-            x = x * mask[:, :, None]
-            for block in self.blocks:
-                x = block(x, mask)
-            hidden = self.final_norm(x).reshape(-1, cfg.dim)
-            flat = targets.reshape(-1)
-            rows = torch.nonzero(flat).squeeze(1)
-            logits = hidden[rows] @ self.item_embedding.weight[1:cfg.num_items + 1].T
-            return TF.cross_entropy(logits, flat[rows] - 1)
-
-    torch_device = "cuda" if device == "gpu" else "cpu"
-    model = TorchSASRec().to(torch_device)
-    return model, torch.optim.Adam(model.parameters(), lr=cfg.lr), torch_device
-
-
-def torch_setup(cfg: Config) -> dict:
-    """Whether and how PyTorch runs: {"run": bool, "reason": str, ...}."""
-    if not cfg.torch:
-        return {"run": False, "reason": "disabled (--no-torch, or --quick without --torch)"}
-    try:
-        import torch
-    except ImportError:
-        return {"run": False, "reason": "PyTorch is not installed (it is not a dependency)"}
-    if cfg.loss != "ce":
-        return {"run": False, "reason": f"the PyTorch twin implements --loss ce only, not {cfg.loss}"}
-    if cfg.device == "gpu" and not torch.cuda.is_available():
-        return {"run": False, "reason": "--device gpu but torch.cuda.is_available() is False"}
-    if any(kind not in ("softmax", "hydra") for kind in cfg.kinds):
-        return {"run": False, "reason": "the PyTorch twin has softmax and hydra attention only"}
-    threads = cfg.threads or os.cpu_count()
-    torch.set_num_threads(threads)
-    return {"run": True, "reason": "", "version": torch.__version__, "threads": threads}
-
-
-def torch_step(model, optimizer, torch_device):
-    import torch
-
-    def step(batch):
-        inputs = torch.from_numpy(batch.inputs).to(torch_device)
-        targets = torch.from_numpy(batch.targets).to(torch_device)
-        optimizer.zero_grad(set_to_none=True)
-        model.loss(inputs, targets).backward()
-        optimizer.step()
-        return None
-    return step
-
-
-def torch_sync(torch_device):
-    if torch_device == "cuda":
-        import torch
-        torch.cuda.synchronize()
-
-
 # ---------------------------------------------------------------------- measurements
-def time_interleaved(contestants: dict, batches: list, steps: int, warmup: int) -> dict:
-    """{name: [seconds per step]}: every contestant runs step i before any runs step i + 1.
+def time_interleaved(contestants: dict, batches: list, steps: int, warmup: int,
+                     clock=time.perf_counter) -> dict:
+    """{name: [seconds per step]}: every contestant runs step i before any runs step i + 1,
+    in an order that rotates from step to step.
 
     ``contestants`` maps a name to (step(batch), sync()); ``warmup`` untimed steps each.
+    ``clock``: wall time, or ``time.process_time`` (this process's CPU seconds, see --clock).
     """
     for name, (step, sync) in contestants.items():
         start = time.perf_counter()
@@ -368,14 +280,18 @@ def time_interleaved(contestants: dict, batches: list, steps: int, warmup: int) 
         sync()
         print(f"  warm-up {name}: {warmup} steps, {time.perf_counter() - start:.2f} s", flush=True)
     seconds = {name: [] for name in contestants}
+    names = list(contestants)
     for i in range(steps):
         batch = batches[(warmup + i) % len(batches)]
-        for name, (step, sync) in contestants.items():
+        # the order rotates every step, so no contestant always runs right after the same
+        # one (whose freed memory, or caches, it would otherwise always inherit)
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            step, sync = contestants[name]
             sync()
-            start = time.perf_counter()
+            start = clock()
             step(batch)
             sync()
-            seconds[name].append(time.perf_counter() - start)
+            seconds[name].append(clock() - start)
         print(f"  step {i + 1}/{steps}: " + ", ".join(
             f"{name} {runs[-1]:.3f} s" for name, runs in seconds.items()), flush=True)
     return seconds
@@ -450,7 +366,7 @@ def measure_memory(cfg: Config, xp, rng) -> dict:
             step(batches[1])
             backend.synchronize(xp)
             seconds = time.perf_counter() - start
-            peak = common.peak_memory(lambda: step(batches[2]), xp)["bytes"]
+            peak = common.peak_memory(lambda step=step: step(batches[2]), xp)["bytes"]
             result[kind] = {"peak_bytes": peak, "step_seconds": seconds}
         except Exception as exc:  # out of memory: report it and go on
             if not common.is_out_of_memory(exc):
@@ -459,6 +375,32 @@ def measure_memory(cfg: Config, xp, rng) -> dict:
         del model, optimizer, step
         backend.free_cached_memory(xp)
     return result
+
+
+def count_kernels_of_one_step(name: str, contestants: dict, batches: list, warmup: int) -> dict:
+    """Warm ``name`` up, then run ONE step of it inside ``cupyx.profiler.profile()``.
+
+    CuPy itself counts no kernels: ``cupyx.profiler.profile()`` calls cudaProfilerStart
+    and cudaProfilerStop, which a CUDA profiler started with
+    ``nsys profile --capture-range=cudaProfilerApi`` uses as the window it records, so
+    the kernels in its report (``nsys stats --report cuda_gpu_kern_sum``) are exactly
+    those of this step. The warm-up steps run first so that one-time work (CuPy's kernel
+    compilation, the memory pool growing, Adam's first step) is not counted. PyTorch's
+    kernels are recorded the same way.
+    """
+    import cupyx.profiler  # only reached with --device gpu
+
+    if name not in contestants:
+        raise ValueError(f"--count-kernels {name!r}: choose one of {sorted(contestants)}")
+    step, sync = contestants[name]
+    for i in range(warmup):
+        step(batches[i % len(batches)])
+    sync()
+    with cupyx.profiler.profile(), cupyx.profiler.time_range(f"{name} step"):
+        step(batches[warmup % len(batches)])
+        sync()
+    print(f"count-kernels: one step of {name} ran between cudaProfilerStart and Stop")
+    return {"contestant": name, "warmup": warmup}
 
 
 # ---------------------------------------------------------------------- main
@@ -479,13 +421,22 @@ def main(argv=None) -> dict:
         model, optimizer = tinyhydra_model(cfg, kind, cfg.seq_len)
         tiny[kind] = tinyhydra_step(cfg, model, optimizer, xp)
         contestants[f"tinyhydra/{kind}"] = (tiny[kind], lambda: backend.synchronize(xp))
-    torch_info = torch_setup(cfg)
+    if cfg.compare_with:
+        compared_lib = load_compared_tinyhydra(cfg.compare_with)
+        for kind in cfg.kinds:
+            model, optimizer = tinyhydra_model(cfg, kind, cfg.seq_len, lib=compared_lib)
+            contestants[f"compared/{kind}"] = (tinyhydra_step(cfg, model, optimizer, xp),
+                                               lambda: backend.synchronize(xp))
+    torch_info = torch_sasrec.torch_setup(cfg)
     if torch_info["run"]:
         for kind in cfg.kinds:
-            model, optimizer, torch_device = torch_model(cfg, kind, cfg.device)
-            contestants[f"torch/{kind}"] = (torch_step(model, optimizer, torch_device),
-                                            lambda d=torch_device: torch_sync(d))
-    seconds = time_interleaved(contestants, batches, cfg.steps, cfg.warmup)
+            model, optimizer, torch_device = torch_sasrec.torch_model(cfg, kind, cfg.device)
+            contestants[f"torch/{kind}"] = (torch_sasrec.torch_step(model, optimizer, torch_device),
+                                            lambda d=torch_device: torch_sasrec.torch_sync(d))
+    if cfg.count_kernels:
+        return count_kernels_of_one_step(cfg.count_kernels, contestants, batches, cfg.warmup)
+    clock = time.process_time if cfg.clock == "cpu" else time.perf_counter
+    seconds = time_interleaved(contestants, batches, cfg.steps, cfg.warmup, clock)
 
     results_models, profiles, flops = {}, {}, {}
     profiled = [batches[i % len(batches)] for i in range(cfg.profile_steps)]
@@ -503,16 +454,31 @@ def main(argv=None) -> dict:
             torch_info["models"][kind] = {
                 "seconds_per_step": median, "runs": runs,
                 "tinyhydra_over_torch": results_models[kind]["seconds_per_step"] / median}
+    compared = None
+    if cfg.compare_with:
+        compared = {"path": str(Path(cfg.compare_with).resolve()), "models": {}}
+        for kind in cfg.kinds:
+            runs = seconds[f"compared/{kind}"]
+            compared["models"][kind] = {
+                "seconds_per_step": common.median(runs), "runs": runs,
+                "this_over_compared": results_models[kind]["seconds_per_step"] / common.median(runs),
+                # the fastest step of each: the one least disturbed by other processes
+                "best_this_over_compared": min(results_models[kind]["runs"]) / min(runs)}
     memory = measure_memory(cfg, xp, rng) if cfg.memory_len > 0 else None
+    engine = overhead.engine_overhead(cfg.engine_ops) if cfg.engine_ops > 0 else None
+    model, _ = tinyhydra_model(cfg, cfg.kinds[0], cfg.seq_len)
+    update = overhead.optimizer_update_seconds(model, xp)
 
     # ------------------------------------------------------------ report
-    print(f"\nseconds per training step (median of {cfg.steps}, after {cfg.warmup} warm-up)")
-    print(f"{'model':<14}{'tinyhydra s':>13}{'torch s':>10}{'ratio':>8}"
+    print(f"\nmilliseconds per training step (median of {cfg.steps}, after {cfg.warmup} warm-up, "
+          f"{cfg.clock} clock)")
+    print(f"{'model':<14}{'tinyhydra ms':>13}{'torch ms':>10}{'ratio':>8}"
           f"{'MatMul GFLOP/s':>16}{'attn GFLOP/s':>14}")
     for kind in cfg.kinds:
         t = torch_info.get("models", {}).get(kind, {})
-        print(f"{kind:<14}{results_models[kind]['seconds_per_step']:>13.3f}"
-              f"{common.fmt(t.get('seconds_per_step'), '.3f'):>10}"
+        torch_ms = 1e3 * t["seconds_per_step"] if t else None
+        print(f"{kind:<14}{1e3 * results_models[kind]['seconds_per_step']:>13.2f}"
+              f"{common.fmt(torch_ms, '.2f'):>10}"
               f"{common.fmt(t.get('tinyhydra_over_torch'), '.2f'):>8}"
               f"{common.fmt(flops[kind]['matmul_gflops'], '.1f'):>16}"
               f"{common.fmt(flops[kind]['attention_gflops'], '.1f'):>14}")
@@ -521,9 +487,27 @@ def main(argv=None) -> dict:
     else:
         print(f"(ratio = tinyhydra / PyTorch {torch_info['version']} eager, "
               f"{torch_info['threads']} threads)")
+    if compared:
+        print(f"this tinyhydra against the one in {compared['path']} (same steps, interleaved):")
+        for kind, row in compared["models"].items():
+            print(f"  {kind:<12}{1e3 * row['seconds_per_step']:>10.2f} ms there, ratio here/there "
+                  f"{row['this_over_compared']:.3f} (medians), {row['best_this_over_compared']:.3f} "
+                  "(fastest steps)")
     print(f"GEMM peak of this machine: {peak['gflops']:.1f} GFLOP/s")
     for kind in cfg.kinds:
         print_profile(kind, profiles[kind], cfg.top)
+    if update:
+        print(f"\nAdam update of {update['parameters']} parameters ({update['elements']:,} numbers), "
+              f"best of 30: flat {1e3 * update['flat']:.3f} ms, per parameter "
+              f"{1e3 * update['per_parameter']:.3f} ms")
+    if engine:
+        print(f"\nengine overhead (chain of {engine['ops']} ops on 4-element arrays, best of 50), "
+              f"microseconds per op: forward {engine['forward_us_per_op']:.2f} "
+              f"(NumPy alone {engine['raw_forward_us_per_op']:.2f}, engine "
+              f"{engine['engine_forward_us_per_op']:.2f}), backward {engine['backward_us_per_op']:.2f} "
+              f"(NumPy alone {engine['raw_backward_us_per_op']:.2f}, engine "
+              f"{engine['engine_backward_us_per_op']:.2f}), of which topological order "
+              f"{engine['topological_order_us_per_op']:.2f}")
     if memory:
         print(f"\npeak extra memory of one training step at L={memory['length']}, "
               f"B={memory['batch']} ({memory['method']})")
@@ -542,7 +526,10 @@ def main(argv=None) -> dict:
         "profile": profiles,
         "flops": flops,
         "torch": torch_info,
+        "compared": compared,
         "memory": memory,
+        "engine_overhead": engine,
+        "optimizer_update": update,
         "wall_seconds": time.perf_counter() - started,
     }
     json_path = common.write_json(results, out / "train_step.json")

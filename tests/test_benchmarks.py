@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,6 +131,14 @@ def test_train_step_quick(train_step, tmp_path):
     assert positive_finite(saved["flops"]["softmax"]["attention_gflops"])
     assert saved["flops"]["hydra"]["attention_gflops"] is None
     assert saved["torch"]["run"] is False  # --quick skips PyTorch unless --torch
+    engine = saved["engine_overhead"]
+    assert engine["ops"] == 200
+    for key in ("forward_us_per_op", "backward_us_per_op", "raw_forward_us_per_op", "topological_order_us_per_op"):
+        assert positive_finite(engine[key])
+    update = saved["optimizer_update"]
+    assert positive_finite(update["flat"]) and positive_finite(update["per_parameter"])
+    model, _ = train_step.tinyhydra_model(train_step.Config(quick=True), "softmax", 16)
+    assert update["parameters"] == len(model.parameters())
     assert results["models"]["softmax"]["seconds_per_step"] == saved["models"]["softmax"]["seconds_per_step"]
 
 
@@ -151,7 +160,7 @@ def test_torch_twin_matches_tinyhydra(train_step):
     for kind in ("softmax", "hydra"):
         cfg = train_step.Config(batch=3, seq_len=8, dim=8, num_items=20, dropout=0.0)
         model, _ = train_step.tinyhydra_model(cfg, kind, cfg.seq_len)
-        twin, _, device = train_step.torch_model(cfg, kind, "cpu")
+        twin, _, device = load_benchmark("torch_sasrec").torch_model(cfg, kind, "cpu")
         twin.load_state_dict({name: torch.from_numpy(array)
                               for name, array in model.state_dict().items()})
         rng = np.random.default_rng(0)
@@ -203,3 +212,35 @@ def test_hydra_vs_torch_twins_match_and_run(tmp_path):
     for seconds in results["seconds"].values():
         assert set(seconds) == {"hydra", "hydra (torch)", "decayed", "decayed (torch)"}
         assert all(positive_finite(s) for s in seconds.values())
+def test_tiny_preset_and_count_kernels_needs_a_gpu(train_step):
+    cfg = train_step.Config(tiny=True)
+    assert (cfg.batch, cfg.seq_len, cfg.dim, cfg.num_items) == (8, 16, 16, 3416)
+    with pytest.raises(ValueError, match="--device gpu"):
+        train_step.Config(count_kernels="tinyhydra/hydra")
+
+
+def test_count_kernels_runs_one_marked_gpu_step(train_step, accelerator, tmp_path):
+    """On a GPU: the step between cudaProfilerStart and Stop runs (nsys counts it; see
+    scripts/gpu_check.sh). Skipped without CuPy and a GPU."""
+    result = train_step.main(["--quick", "--device", accelerator, "--count-kernels", "tinyhydra/hydra",
+                              "--out", str(tmp_path)])
+    assert result == {"contestant": "tinyhydra/hydra", "warmup": 1}
+    with pytest.raises(ValueError, match="choose one of"):
+        train_step.main(["--quick", "--device", accelerator, "--count-kernels", "tinyhydra/nope",
+                         "--out", str(tmp_path)])
+
+
+def test_compare_with_times_another_checkout_side_by_side(train_step, tmp_path):
+    """--compare-with ROOT imports ROOT/tinyhydra under another name and times it interleaved
+    with this one (here: this very checkout, so both run the same code)."""
+    root = str(Path(train_step.__file__).resolve().parents[1])
+    results = train_step.main(["--quick", "--compare-with", root, "--memory-len", "0", "--engine-ops", "0",
+                               "--out", str(tmp_path)])
+    compared = results["compared"]
+    assert compared["path"] == root
+    for kind in ("softmax", "hydra"):
+        row = compared["models"][kind]
+        assert len(row["runs"]) == 2 and all(positive_finite(t) for t in row["runs"])
+        assert positive_finite(row["this_over_compared"]) and positive_finite(row["best_this_over_compared"])
+    with pytest.raises(FileNotFoundError, match="no tinyhydra/__init__.py"):
+        train_step.load_compared_tinyhydra(str(tmp_path))

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 
 import tinyhydra as th
-from tinyhydra import backend
+from tinyhydra import backend, flat
 from tinyhydra import functional as F
 
 from .strategies import broadcastable_pair
@@ -214,3 +214,81 @@ def test_profiler_counts_forward_and_backward():
     assert rows["MatMul"]["calls"] == 1 and rows["MatMul"]["backward"] > 0
     assert set(rows) == {"MatMul", "Tanh"}
     assert "MatMul" in prof.table()
+
+
+def test_profiler_wraps_functions_only_while_active():
+    """The engine has no profiling code: the profiler wraps each Function's forward and
+    backward for the block and puts the very same methods back afterwards."""
+    originals = {name: (vars(cls).get("forward"), vars(cls).get("backward"))
+                 for name, cls in (("MatMul", th.ops.MatMul), ("Tanh", th.ops.Tanh))}
+    x = th.Tensor(np.ones((2, 2)), requires_grad=True)
+    with pytest.raises(ValueError, match="inside"), th.profile():
+        assert vars(th.ops.MatMul)["forward"] is not originals["MatMul"][0]
+        raise ValueError("an error inside the block")
+    for name, cls in (("MatMul", th.ops.MatMul), ("Tanh", th.ops.Tanh)):
+        assert (vars(cls).get("forward"), vars(cls).get("backward")) == originals[name]
+    with th.profile() as outer, pytest.raises(RuntimeError, match="do not nest"), th.profile():
+        pass
+    (x @ x).sum().backward()  # after the block nothing is recorded any more
+    assert outer.calls == {}
+
+
+def test_profiler_names_an_inherited_forward_after_the_class_applied():
+    class Double(th.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return 2 * x
+
+        @staticmethod
+        def backward(ctx, g):
+            return 2 * g
+
+    class AlsoDouble(Double):
+        pass
+
+    x = th.Tensor(np.ones(3), requires_grad=True)
+    with th.profile() as prof:
+        AlsoDouble.apply(x).backward(np.random.default_rng(7).standard_normal(3))
+    rows = prof.by_function()
+    assert set(rows) == {"AlsoDouble"} and rows["AlsoDouble"]["calls"] == 1
+    assert prof.calls[("AlsoDouble", "backward")] == 1
+    assert "forward" not in vars(AlsoDouble)  # inherited again after the block
+
+
+def test_function_outputs_are_arrays_and_only_floats_carry_gradients():
+    class Total(th.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.sum()  # a NumPy scalar, not an array
+
+        @staticmethod
+        def backward(ctx, g):
+            return np.ones(3) * g
+
+    class Floor(th.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return np.floor(x).astype(np.int64)
+
+    x = th.Tensor(np.arange(3.0), requires_grad=True)
+    total = Total.apply(x)
+    assert isinstance(total.data, np.ndarray) and total.shape == ()
+    total.backward()
+    np.testing.assert_array_equal(x.grad, np.ones(3))
+    with pytest.raises(TypeError, match="Floor returned dtype int64"):
+        Floor.apply(x)
+
+
+def test_packed_parameter_gets_its_gradient_in_the_flat_view():
+    """A packed parameter's first gradient is written into its view of the flat gradient;
+    once its data was replaced (another dtype here), it gets a fresh array of its own dtype."""
+    p = th.Tensor(np.ones(3), requires_grad=True)
+    packing = flat.FlatParameters([p])
+    cotangent = np.random.default_rng(8).standard_normal(3)
+    (p * 2.0).backward(cotangent)
+    assert p.grad is packing.grad_views[0]
+    np.testing.assert_allclose(packing.groups[0].grad, 2.0 * cotangent, rtol=1e-15)
+    p.grad = None
+    p.data = p.data.astype(np.float32)  # as Module.to_dtype does
+    (p * 2.0).backward(cotangent.astype(np.float32))
+    assert p.grad.dtype == np.float32 and not np.shares_memory(p.grad, packing.groups[0].grad)

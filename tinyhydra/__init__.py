@@ -4,7 +4,7 @@ in sequential recommendation: Hydra attention inside SASRec- and BERT4Rec-style 
 Reading order (the README's table, checked by tests/test_layout.py): backend -> tensor ->
 ops -> softmax, norm, embedding -> gradcheck -> masking -> softmax_attention ->
 linear_attention -> scan -> hydra -> decayed_hydra -> conv -> reference -> functional ->
-module -> layers -> attention_layers -> nn -> optim -> models -> data, metrics ->
+module -> layers -> attention_layers -> nn -> optim, flat -> models -> data, metrics ->
 errors -> checkpoint -> config, cli, runs -> profiler -> checking, exercises.
 """
 from . import backend, functional

@@ -1,16 +1,21 @@
 """Optimizers: SGD (with momentum) and Adam / AdamW; an exponential moving average of weights.
 
 Updates run on raw arrays, in place on ``param.data``, with the array module that
-owns them (NumPy or CuPy), so no graph is recorded and an optimizer built before
-``model.to("gpu")`` keeps working. Hyperparameters are Python floats, which never
-promote an array's dtype: float32 parameters and moments stay float32.
+owns them (NumPy or CuPy), so no graph is recorded. Hyperparameters are Python floats,
+which never promote an array's dtype: float32 parameters and moments stay float32.
+
+Adam and the moving average keep parameters, gradients, moments and averages as views
+into one flat array per device and dtype (:mod:`tinyhydra.flat`): their update is one
+vectorised expression over all parameters (on a GPU, one chain of kernels instead of one
+per parameter). After ``model.to``, ``to_dtype`` or ``load_state_dict`` the next step
+packs the replaced arrays (and the state) again.
 """
 from __future__ import annotations
 
 import contextlib
 import math
 
-from . import backend
+from . import backend, flat
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam", "ExponentialMovingAverage"]
@@ -29,7 +34,7 @@ class Optimizer:
     """Holds the parameters and one state dict per parameter (built lazily on its first step).
 
     Subclasses implement ``update(param, grad, state)``; ``step()`` calls it for every
-    parameter that has a gradient.
+    parameter that has a gradient (Adam overrides ``step()`` to update all at once).
     """
 
     def __init__(self, params, lr: float):
@@ -47,19 +52,25 @@ class Optimizer:
         self.state = [{} for _ in self.params]
 
     def zero_grad(self) -> None:
+        """Forget the gradients (no array is touched: the next backward writes, not adds)."""
         for param in self.params:
             param.grad = None
 
     def step(self) -> None:
         """Update every parameter whose ``grad`` is set; skip the others."""
-        for param, state in zip(self.params, self.state):
+        for i, (param, grad) in self._gradients():
+            self.update(param, grad, self.state[i])
+
+    def _gradients(self):
+        """(index, (parameter, gradient)) for each parameter that has a gradient."""
+        for i, param in enumerate(self.params):
             if param.grad is None:
                 continue
             if param.grad.shape != param.shape:
                 raise ValueError(
                     f"{type(self).__name__}: gradient of shape {param.grad.shape} for a "
                     f"parameter of shape {param.shape}")
-            self.update(param, param.grad, state)
+            yield i, (param, param.grad)
 
     def update(self, param: Tensor, grad, state: dict) -> None:
         raise NotImplementedError
@@ -91,13 +102,9 @@ class Optimizer:
             raise ValueError(
                 f"optimizer state has {len(states)} parameters, this optimizer has "
                 f"{len(self.params)}")
-        new_states = []
-        for i, (param, state) in enumerate(zip(self.params, states)):
-            new_states.append({
-                key: _restored_like(param, value, f"optimizer state {key!r} of parameter {i}")
-                if hasattr(value, "shape") else value
-                for key, value in state.items()})
-        self.state = new_states
+        self.state = [{key: _restored_like(param, value, f"optimizer state {key!r} of parameter {i}")
+                       if hasattr(value, "shape") else value for key, value in state.items()}
+                      for i, (param, state) in enumerate(zip(self.params, states))]
         for name, value in state_dict["hyperparameters"].items():
             setattr(self, name, value)
 
@@ -129,6 +136,29 @@ class SGD(Optimizer):
         param.data -= self.lr * grad
 
 
+def adam_update(param, grad, exp_avg, exp_avg_sq, step: int, lr: float, betas, eps: float,
+                weight_decay: float = 0.0, decoupled_weight_decay: bool = False) -> None:
+    """One Adam step, in place on ``param``, ``exp_avg`` and ``exp_avg_sq``: arrays of one
+    shape, either one parameter's or the flat arrays of all of them (see :class:`Adam`)."""
+    xp = backend.get_array_module(param)
+    beta1, beta2 = betas
+    if weight_decay:
+        if decoupled_weight_decay:
+            param *= 1.0 - lr * weight_decay
+        else:
+            grad = grad + weight_decay * param  # out of place: the gradient stays as computed
+    exp_avg *= beta1
+    exp_avg += (1.0 - beta1) * grad
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1.0 - beta2) * grad * grad
+    denom = xp.sqrt(exp_avg_sq)
+    denom *= 1.0 / math.sqrt(1.0 - beta2**step)
+    denom += eps
+    update = xp.divide(exp_avg, denom, out=denom)  # reuse the buffer
+    update *= lr / (1.0 - beta1**step)
+    param -= update
+
+
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015); AdamW (Loshchilov & Hutter 2019) with ``decoupled_weight_decay``.
 
@@ -139,6 +169,13 @@ class Adam(Optimizer):
         p = p * (1 - lr * weight_decay)         (when decoupled: AdamW)
         m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
         p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+
+    The parameters, their gradients and both moments are views into flat arrays (one per
+    device and dtype, :mod:`tinyhydra.flat`), so when every parameter has a gradient and
+    all are at the same step, :func:`adam_update` runs ONCE on the flat arrays. Otherwise it
+    runs per parameter on the same views. The formula is elementwise, so both give the same
+    numbers. ``state[i]`` holds parameter i's step and its views of the moments (empty
+    until its first step), which is what :meth:`state_dict` saves.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
@@ -150,37 +187,54 @@ class Adam(Optimizer):
         self.betas = (float(beta1), float(beta2))
         self.eps, self.weight_decay = float(eps), float(weight_decay)
         self.decoupled_weight_decay = bool(decoupled_weight_decay)
+        self.flat = flat.packing_of(self.params)
+        self._layout_version = None  # the packing's version the flat moments are laid out for
 
     def hyperparameters(self):
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
                 "weight_decay": self.weight_decay,
                 "decoupled_weight_decay": self.decoupled_weight_decay}
 
-    def update(self, param, grad, state):
-        xp = backend.get_array_module(param.data)
-        beta1, beta2 = self.betas
+    def step(self) -> None:
+        """Update every parameter whose ``grad`` is set; skip the others."""
+        self.flat.refresh()  # repack if Module.to / to_dtype / load_state_dict replaced a param.data
+        self._lay_out_moments()
+        hyper = (self.lr, self.betas, self.eps, self.weight_decay, self.decoupled_weight_decay)
+        if self.flat.gather_grads() and len({state.get("step", 0) for state in self.state}) == 1:
+            for i in range(len(self.params)):
+                step = self._advance(i)["step"]
+            for group, (exp_avg, exp_avg_sq) in zip(self.flat.groups, self._flat_moments):
+                adam_update(group.data, group.grad, exp_avg, exp_avg_sq, step, *hyper)
+            return
+        for i, (param, grad) in self._gradients():
+            state = self._advance(i)
+            adam_update(param.data, grad, state["exp_avg"], state["exp_avg_sq"], state["step"], *hyper)
+
+    def _advance(self, i: int) -> dict:
+        """Parameter i's state, one step further (started on its first step)."""
+        state = self.state[i]
         if not state:
             state["step"] = 0
-            state["exp_avg"] = xp.zeros_like(param.data)
-            state["exp_avg_sq"] = xp.zeros_like(param.data)
+            state["exp_avg"], state["exp_avg_sq"] = self._moment_views[i]
         state["step"] += 1
-        step = state["step"]
-        if self.weight_decay:
-            if self.decoupled_weight_decay:
-                param.data *= 1.0 - self.lr * self.weight_decay
-            else:
-                grad = grad + self.weight_decay * param.data
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg *= beta1
-        exp_avg += (1.0 - beta1) * grad
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1.0 - beta2) * grad * grad
-        denom = xp.sqrt(exp_avg_sq)
-        denom *= 1.0 / math.sqrt(1.0 - beta2**step)
-        denom += self.eps
-        update = xp.divide(exp_avg, denom, out=denom)  # reuse the buffer
-        update *= self.lr / (1.0 - beta1**step)
-        param.data -= update
+        return state
+
+    def _lay_out_moments(self) -> None:
+        """Put the moments into flat arrays laid out like the packed parameters, when the
+        packing changed or a checkpoint was loaded."""
+        if self._layout_version == self.flat.version:
+            return
+        (m_flat, m_views), (v_flat, v_views) = (
+            self.flat.lay_out([state.get(key) for state in self.state]) for key in ("exp_avg", "exp_avg_sq"))
+        self._flat_moments, self._moment_views = list(zip(m_flat, v_flat)), list(zip(m_views, v_views))
+        for state, (m, v) in zip(self.state, self._moment_views):
+            if state:
+                state["exp_avg"], state["exp_avg_sq"] = m, v
+        self._layout_version = self.flat.version
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self._layout_version = None  # the loaded moments go into the flat arrays at the next step
 
 
 class ExponentialMovingAverage:
@@ -194,20 +248,31 @@ class ExponentialMovingAverage:
     averaged weights sit between the points that noisy training steps visit and often
     rank better than any one of them. ``with ema.average_parameters(): ...`` puts them
     into the model for evaluation or saving and puts the trained weights back after.
-    The averages start as copies of the parameters and live on their device.
+    The averages start as copies of the parameters and live on their device, as views
+    into flat arrays laid out like the packed parameters (:mod:`tinyhydra.flat`, shared
+    with an optimizer over the same list), so ``update()`` is one expression per flat array.
     """
 
     def __init__(self, params, decay: float):
         if not 0.0 < decay < 1.0:
             raise ValueError(f"EMA decay must be in (0, 1), got {decay}")
-        self.params = list(params)
-        self.decay = float(decay)
-        self.averages = [param.data.copy() for param in self.params]
+        self.params, self.decay = list(params), float(decay)
+        self.flat = flat.packing_of(self.params)
+        self.averages = [param.data for param in self.params]  # copied by the layout
+        self._layout_version = None
+        self._lay_out()
+
+    def _lay_out(self) -> None:
+        self.flat.refresh()
+        if self._layout_version != self.flat.version:
+            self._flat_averages, self.averages = self.flat.lay_out(self.averages)
+            self._layout_version = self.flat.version
 
     def update(self) -> None:
-        for param, average in zip(self.params, self.averages):
+        self._lay_out()
+        for group, average in zip(self.flat.groups, self._flat_averages):
             average *= self.decay
-            average += (1.0 - self.decay) * param.data
+            average += (1.0 - self.decay) * group.data
 
     @contextlib.contextmanager
     def average_parameters(self):
@@ -232,3 +297,4 @@ class ExponentialMovingAverage:
         self.averages = [_restored_like(param, average, f"EMA average {i}")
                          for i, (param, average) in enumerate(zip(self.params, averages))]
         self.decay = float(state_dict["decay"])
+        self._layout_version = None  # the loaded averages go into the flat arrays at the next update

@@ -4,19 +4,31 @@
         loss = model.loss(batch); loss.backward()
     print(prof.table())
 
-While a profiler is active, ``Function.apply`` and ``Tensor.backward`` time each
-call and report it here. On the GPU kernels run asynchronously, so pass
-``synchronize=True`` to wait for each op before reading the clock (this slows the
-run, but attributes time to the right op).
+The engine itself has no profiling code. While a profiler is active it wraps the
+``forward`` and ``backward`` of every Function class in a timer (and puts the
+originals back when the block ends), so ``Function.apply`` and ``Tensor.backward``
+call the timed versions without knowing it, and a run without a profiler pays
+nothing. On the GPU kernels run asynchronously, so pass ``synchronize=True`` to wait
+for each op before reading the clock (this slows the run, but attributes time to the
+right op).
 """
 from __future__ import annotations
 
+import functools
 import time
 from collections import defaultdict
 
 from . import backend
+from .tensor import Function
 
 active = None  # the Profiler currently recording, if any
+
+
+def _function_classes(root=Function):
+    """Every subclass of ``root``, at any depth."""
+    for cls in root.__subclasses__():
+        yield cls
+        yield from _function_classes(cls)
 
 
 class Profiler:
@@ -24,6 +36,7 @@ class Profiler:
         self.synchronize = synchronize
         self.seconds = defaultdict(float)  # (function name, "forward"/"backward") -> seconds
         self.calls = defaultdict(int)
+        self._originals = []  # (class, "forward"/"backward", its own staticmethod or None)
 
     def record(self, name: str, phase: str, start: float, array) -> None:
         if self.synchronize:
@@ -32,15 +45,39 @@ class Profiler:
         self.seconds[key] += time.perf_counter() - start
         self.calls[key] += 1
 
+    def _timed(self, name: str, phase: str, method):
+        """``method`` (forward or backward) that also records its wall time under ``name``."""
+        @functools.wraps(method)
+        def timed(ctx, *args, **kwargs):
+            start = time.perf_counter()
+            result = method(ctx, *args, **kwargs)
+            # the output array (forward) or the incoming gradient (backward) names the device
+            self.record(name, phase, start, result if phase == "forward" else args[0])
+            return result
+        return timed
+
     def __enter__(self):
         global active
         if active is not None:
             raise RuntimeError("a profiler is already active; profilers do not nest")
         active = self
+        classes = set(_function_classes())
+        # look every method up before wrapping any, so an inherited one is timed once, under
+        # the name of the class that was applied
+        methods = [(cls, phase, getattr(cls, phase)) for cls in classes for phase in ("forward", "backward")]
+        for cls, phase, method in methods:
+            self._originals.append((cls, phase, vars(cls).get(phase)))
+            setattr(cls, phase, staticmethod(self._timed(cls.__name__, phase, method)))
         return self
 
     def __exit__(self, *exc_info):
         global active
+        for cls, phase, original in self._originals:
+            if original is None:
+                delattr(cls, phase)  # it was inherited
+            else:
+                setattr(cls, phase, original)
+        self._originals.clear()
         active = None
         return False
 

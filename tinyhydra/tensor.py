@@ -13,16 +13,18 @@ output. ``Tensor.backward`` walks the recorded graph in reverse topological orde
 (found iteratively, so a chain of thousands of ops cannot hit Python's recursion
 limit), reduces broadcast gradients back to each parent's shape in ONE place
 (:func:`unbroadcast`), accumulates into the leaves' ``.grad`` and frees the graph.
+
+The engine has no profiling code: ``th.profile()`` wraps each Function's forward and
+backward in a timer while it is active (see :mod:`tinyhydra.profiler`), so a run
+without a profiler pays nothing for it.
 """
 from __future__ import annotations
 
 import contextlib
-import time
 
 import numpy as np
 
 from . import backend
-from . import profiler as _profiler
 
 _grad_enabled = True
 
@@ -80,22 +82,28 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs) -> "Tensor":
-        parents = tuple(arg if isinstance(arg, Tensor) else None for arg in args)
-        raw_args = [arg.data if isinstance(arg, Tensor) else arg for arg in args]
-        needs_input_grad = tuple(p is not None and p.requires_grad for p in parents)
-        record = _grad_enabled and any(needs_input_grad)
+        # one pass over the arguments: this runs for every operation of every step
+        parents, raw_args, needs_input_grad = [], [], []
+        for arg in args:
+            if isinstance(arg, Tensor):
+                parents.append(arg)
+                raw_args.append(arg.data)
+                needs_input_grad.append(arg.requires_grad)
+            else:
+                parents.append(None)
+                raw_args.append(arg)
+                needs_input_grad.append(False)
+        record = _grad_enabled and True in needs_input_grad
         ctx = Context(needs_input_grad)
-        if _profiler.active is None:
-            output = cls.forward(ctx, *raw_args, **kwargs)
-        else:
-            start = time.perf_counter()
-            output = cls.forward(ctx, *raw_args, **kwargs)
-            _profiler.active.record(cls.__name__, "forward", start, output)
-        result = Tensor(output, requires_grad=record)
-        if record:
-            result._node = Node(cls, ctx, parents)
-            result._is_leaf = False
-        return result
+        output = cls.forward(ctx, *raw_args, **kwargs)
+        if type(output) is not np.ndarray:
+            output = _as_array(output)  # a NumPy scalar from a full reduction, or a CuPy array
+        if not record:
+            return Tensor._from_function(output, None)
+        if output.dtype.kind != "f":
+            raise TypeError(f"{cls.__name__} returned dtype {output.dtype}: only floating-point "
+                            "outputs can carry gradients")
+        return Tensor._from_function(output, Node(cls, ctx, parents))
 
 
 def unbroadcast(grad, shape):
@@ -105,7 +113,7 @@ def unbroadcast(grad, shape):
     ``dL/dx`` sums ``dL/dy`` over the leading axes that were added and over the axes
     where ``x`` had size 1.
     """
-    if grad.shape == tuple(shape):
+    if grad.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
     if extra > 0:
@@ -138,6 +146,9 @@ class Tensor:
     """
 
     __array_priority__ = 1000  # make `ndarray + Tensor` call Tensor.__radd__
+    # (optimizer's packing, data view, gradient view) while this is a packed parameter
+    # (tinyhydra.flat): backward writes the first gradient into the view
+    _packed = None
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
         array = _as_array(data)
@@ -153,6 +164,15 @@ class Tensor:
         self._node = None
         self._is_leaf = True
         self.name = None
+
+    @classmethod
+    def _from_function(cls, output, node) -> "Tensor":
+        """A Function's output array as a Tensor, recorded (``node``) or not (None); no
+        conversion or checks: ``apply`` made them."""
+        result = cls.__new__(cls)
+        result.data, result.grad, result.name = output, None, None
+        result.requires_grad, result._node, result._is_leaf = node is not None, node, node is None
+        return result
 
     # ------------------------------------------------------------------ basics
     @property
@@ -250,46 +270,47 @@ class Tensor:
                     f"backward(): grad has shape {grad.shape} but the tensor has shape {self.shape}"
                 )
 
-        order = self.topological_order()
         grads = {id(self): grad}
-        for tensor in order:
+        for tensor in self.topological_order():
             tensor_grad = grads.pop(id(tensor), None)
             if tensor_grad is None:
                 continue
             node = tensor._node
-            if node is None:  # a leaf: accumulate, in place after the first call
-                if tensor.grad is None:
-                    tensor.grad = tensor_grad.astype(tensor.dtype, copy=True)
-                else:
-                    tensor.grad += tensor_grad
+            if node is None:
+                tensor._accumulate_grad(tensor_grad)
                 continue
-            parent_grads = self._run_backward(node, tensor_grad)
+            parent_grads = node.function.backward(node.ctx, tensor_grad)
+            if not isinstance(parent_grads, tuple):
+                parent_grads = (parent_grads,)
+            if len(parent_grads) != len(node.parents):
+                raise RuntimeError(
+                    f"{node.function.__name__}.backward returned {len(parent_grads)} gradients "
+                    f"for {len(node.parents)} inputs"
+                )
             for parent, parent_grad in zip(node.parents, parent_grads):
-                if parent is None or parent_grad is None or not parent.requires_grad:
+                if parent_grad is None or parent is None or not parent.requires_grad:
                     continue
-                parent_grad = unbroadcast(parent_grad, parent.shape)
+                if parent_grad.shape != parent.data.shape:  # the common case costs no call
+                    parent_grad = unbroadcast(parent_grad, parent.data.shape)
                 previous = grads.get(id(parent))
                 # out of place: a Function may hand the same array to several parents
                 grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
             if not retain_graph:
                 tensor._node = None  # free the context and its saved arrays
 
-    @staticmethod
-    def _run_backward(node, grad_output):
-        if _profiler.active is None:
-            parent_grads = node.function.backward(node.ctx, grad_output)
+    def _accumulate_grad(self, grad) -> None:
+        """A leaf's ``.grad`` += ``grad``: in place after the first backward. The first one is
+        written into the optimizer's flat gradient view when this is a packed parameter
+        (tinyhydra.flat), else into a fresh copy (``grad`` may be shared with other tensors)."""
+        if self.grad is not None:
+            self.grad += grad
+            return
+        packed = self._packed
+        if packed is not None and packed[1] is self.data:  # still packed: data not replaced
+            packed[2][...] = grad
+            self.grad = packed[2]
         else:
-            start = time.perf_counter()
-            parent_grads = node.function.backward(node.ctx, grad_output)
-            _profiler.active.record(node.function.__name__, "backward", start, grad_output)
-        if not isinstance(parent_grads, tuple):
-            parent_grads = (parent_grads,)
-        if len(parent_grads) != len(node.parents):
-            raise RuntimeError(
-                f"{node.function.__name__}.backward returned {len(parent_grads)} gradients "
-                f"for {len(node.parents)} inputs"
-            )
-        return parent_grads
+            self.grad = grad.astype(self.dtype, copy=True)
 
     def topological_order(self):
         """Tensors reachable from ``self``, each after every tensor that uses it.
@@ -308,8 +329,9 @@ class Tensor:
                 continue
             visited.add(id(tensor))
             stack.append((tensor, True))
-            if tensor._node is not None:
-                for parent in tensor._node.parents:
+            node = tensor._node
+            if node is not None:
+                for parent in node.parents:
                     if parent is not None and parent.requires_grad and id(parent) not in visited:
                         stack.append((parent, False))
         post_order.reverse()
