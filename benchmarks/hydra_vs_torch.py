@@ -4,9 +4,9 @@ One forward AND backward of the attention op alone, causal, float32 q, k, v of s
 (B, L, D) = (2, L, 64), a fixed random cotangent, ``--threads`` for both libraries. The
 PyTorch side computes the same maths (cosine feature map; torch.cumsum for plain Hydra;
 for the decayed form the two-level prefix sum of tinyhydra.scan, as PyTorch has no
-decayed cumsum) and is differentiated by torch.autograd. Lengths are the outer loop and
-the four runs the inner one, so drift in the machine's load hits all alike; each figure
-is the median of ``--repeats`` runs.
+decayed cumsum) and is differentiated by torch.autograd. Each of ``--repeats`` rounds
+runs the four once, one after the other, so drift in the machine's load hits all alike;
+each figure is the median over the rounds.
 
     python benchmarks/hydra_vs_torch.py --threads 1
     python benchmarks/hydra_vs_torch.py --threads 1 --lengths 512 4096 --repeats 3
@@ -103,8 +103,12 @@ def main(argv=None) -> dict:
         arrays = [rng.standard_normal((cfg.batch, length, cfg.dim)).astype(np.float32)
                   for _ in range(3)]
         cotangent = rng.standard_normal((cfg.batch, length, cfg.dim)).astype(np.float32)
-        seconds = {name: common.median(common.time_runs(run, cfg.repeats, cfg.warmup))
-                   for name, run in runs(torch, arrays, cotangent, decay).items()}
+        contestants = runs(torch, arrays, cotangent, decay)
+        timed = {name: [] for name in contestants}
+        for _ in range(cfg.repeats):  # one run of each per round: load drift hits all four alike
+            for name, run in contestants.items():
+                timed[name] += common.time_runs(run, 1, cfg.warmup if not timed[name] else 0)
+        seconds = {name: common.median(values) for name, values in timed.items()}
         results["seconds"][length] = seconds
         print(f"{length:>6}" + "".join(f"{1e3 * s:>14.2f} ms" for s in seconds.values())
               + f"{seconds['hydra'] / seconds['hydra (torch)']:>13.2f}"

@@ -137,6 +137,8 @@ class Config:
             self.num_negatives = min(self.num_negatives, 10)
         if self.torch is None:
             self.torch = not self.quick
+        if self.profile_steps < 1:
+            raise ValueError(f"--profile-steps must be >= 1 (the per-op table needs a step), got {self.profile_steps}")
         if self.loss not in models.LOSSES:
             raise ValueError(f"--loss must be one of {models.LOSSES}, got {self.loss!r}")
         if self.clock not in ("wall", "cpu"):
@@ -539,4 +541,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)
