@@ -18,8 +18,6 @@ Timing rules used everywhere:
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import gc
 import json
 import math
@@ -33,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyhydra import backend
+from tinyhydra import backend, cli
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -46,29 +44,14 @@ GIB = 1024.0 ** 3
 
 # ------------------------------------------------------------------------ config
 def parse_config(config_class, argv=None, description: str = ""):
-    """A ``config_class`` dataclass instance filled from ``--key value`` flags.
-
-    Every field becomes a flag with its default (``--max-gib 4`` sets ``max_gib``); bool
-    fields take ``--flag`` / ``--no-flag``; list fields take several values
-    (``--lengths 64 128 256``). The field's ``metadata["help"]`` is its help text.
-    """
-    parser = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for field in dataclasses.fields(config_class):
-        flag = "--" + field.name.replace("_", "-")
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        help_text = field.metadata.get("help", " ")
-        kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
-        if kind in ("bool", "bool | None"):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                                help=help_text)
-        elif kind.startswith("list"):
-            parser.add_argument(flag, nargs="+", type=int, default=default, help=help_text)
-        else:
-            caster = {"int": int, "float": float, "str": str}.get(kind.replace(" | None", ""), str)
-            parser.add_argument(flag, type=caster, default=default, help=help_text)
-    args = parser.parse_args(argv)
-    return config_class(**vars(args))
+    """A ``config_class`` dataclass instance filled from ``--key value`` flags, by the
+    library's one parser (:func:`tinyhydra.cli.parse_config`): ``--max-gib 4`` sets
+    ``max_gib``, a bool field takes ``--flag`` / ``--no-flag``, a ``list[int]`` field several
+    values (``--lengths 64 128 256``), ``metadata["help"]`` is the help text. A bad flag
+    ends the script with one line on stderr and exit status 2."""
+    with cli.one_line_errors():
+        config, _ = cli.parse_config(config_class, argv, description=description)
+    return config
 
 
 def run(main) -> None:

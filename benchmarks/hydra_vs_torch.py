@@ -28,7 +28,7 @@ from tinyhydra.tensor import Tensor
 
 @dataclass
 class Config:
-    lengths: list = field(default_factory=lambda: [512, 1024, 2048, 4096, 8192, 16384],
+    lengths: list[int] = field(default_factory=lambda: [512, 1024, 2048, 4096, 8192, 16384],
                           metadata={"help": "sequence lengths L"})
     batch: int = field(default=2, metadata={"help": "B"})
     dim: int = field(default=64, metadata={"help": "D"})

@@ -110,6 +110,18 @@ def test_common_reads_no_argv_at_import_and_run_applies_threads(monkeypatch):
     common.run(lambda: calls.append("main"))  # already set: no restart
     assert calls == ["main"]
 
+
+def test_benchmark_flags_use_the_library_parser(attention_scaling, capsys):
+    """The benchmarks parse with tinyhydra.cli: lists, bools, defaults; a typo is one line, exit 2."""
+    cfg = load_benchmark("common").parse_config(attention_scaling.Config,
+                                                ["--lengths", "64", "128", "--no-memory"])
+    assert cfg.lengths == [64, 128] and cfg.memory is False and cfg.repeats == attention_scaling.Config().repeats
+    with pytest.raises(SystemExit) as stop:
+        attention_scaling.main(["--lenghts", "64"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--lenghts" in err and "Traceback" not in err
+
 # ---------------------------------------------------------------- train_step
 def test_train_step_quick(train_step, tmp_path):
     results = train_step.main(["--quick", "--out", str(tmp_path)])
