@@ -35,6 +35,7 @@ from .tensor import Function, Tensor, raw
 __all__ = ["decayed_hydra_attention", "DecayedHydraAttentionFunction", "half_life",
            "learned_half_lives"]
 
+
 def half_life(decay):
     """Positions after which a weight a^n has halved: n = log(1/2) / log(a) (inf at a = 1).
 
@@ -77,10 +78,13 @@ class DecayedHydraAttentionFunction(Function):
         da0     = sum_t (P_a0^T h)_t y_{t-1}
         da1     = sum_t r_t (P_a1 h)_{t-1}
 
-    The decay gradients follow from d(P_a)/da = sum_t e_t e_{t-1}^T-shifted powers:
-    h^T (dP_a/da) x = sum_{i, t<i} h_i (i-t) a^(i-t-1) x_t = sum_t (P_a^T h)_t (P_a x)_{t-1}
-    (expand both sides; the count of paths t -> s -> i with s between is i - t). For the
-    later part h^T d(P_a^T)/da u is the same identity with h and u swapped. Sums run over
+    The decay gradients: the entry a^n of P_a has derivative n a^(n-1), and
+
+        h^T (dP_a/da) x = sum_{t<i} h_i (i-t) a^(i-t-1) x_t = sum_s (P_a^T h)_s (P_a x)_{s-1}
+
+    (on the right, each pair t < i gets one term a^(i-s) a^(s-1-t) for every s with
+    t < s <= i: i - t terms). For the later part, h^T (dP_a^T/da) u = u^T (dP_a/da) h is
+    the same identity with h and u swapped. Sums run over
     every leading axis, since a decay is shared by the whole batch. Masked keys are
     removed with ``where``, so a NaN or inf there reaches neither the output nor a
     gradient.
@@ -141,14 +145,17 @@ def decayed_hydra_attention(q, k, v, decay, causal=False, key_mask=None, eps=HYD
     q_raw, k_raw, v_raw = raw(q), raw(k), raw(v)
     check_qkv("decayed_hydra_attention", q_raw, k_raw, v_raw, same_length=True, same_value_dim=True)
     decay_raw = raw(decay)
-    if not hasattr(decay_raw, "shape"):
+    if not hasattr(decay_raw, "shape"):  # a list or a number
         decay = decay_raw = backend.get_array_module(q_raw).asarray(decay_raw, dtype=q_raw.dtype)
+    elif not isinstance(decay, Tensor) and backend.device_of(decay_raw) != backend.device_of(q_raw):
+        decay = decay_raw = backend.to_device(decay_raw, backend.device_of(q_raw))  # a constant array
     dim = q_raw.shape[-1]
     expected = (dim,) if causal else (2, dim)
     if tuple(decay_raw.shape) != expected:
         form = "causal: one decay per feature" if causal else "bidirectional: (earlier, later) rows"
         raise ValueError(f"decayed_hydra_attention: decay must have shape {expected} ({form}), "
                          f"got {tuple(decay_raw.shape)}")
+    # checked on the host only: on a GPU the check would wait for the device at every call
     if backend.device_of(decay_raw) == "cpu" and not ((decay_raw >= 0) & (decay_raw <= 1)).all():
         raise ValueError("decayed_hydra_attention: decay values must lie in [0, 1] (1 = plain "
                          "Hydra, 0 = only the current item); e.g. pass sigmoid(theta)")
