@@ -63,15 +63,13 @@ from dataclasses import asdict, dataclass, field
 from itertools import cycle, islice
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402  (benchmarks/common.py, imported before NumPy: see --threads)
+import common  # benchmarks/common.py: this script's folder is on sys.path
+import numpy as np
+import overhead  # benchmarks/overhead.py
+import torch_sasrec  # benchmarks/torch_sasrec.py: imports torch only when asked
 
-import numpy as np  # noqa: E402
-import overhead  # noqa: E402  (benchmarks/overhead.py)
-import torch_sasrec  # noqa: E402  (benchmarks/torch_sasrec.py: imports torch only when asked)
-
-import tinyhydra as th  # noqa: E402
-from tinyhydra import backend, data, models  # noqa: E402
+import tinyhydra as th
+from tinyhydra import backend, data, models
 
 
 @dataclass

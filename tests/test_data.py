@@ -11,9 +11,23 @@ from hypothesis import strategies as st
 
 from tinyhydra import data
 from tinyhydra.data import (
-    DataFormatError, DownloadError, Interactions, causal_batches, cloze_batches, eval_inputs,
-    leave_one_out, load_dataset, membership_mask, pad_left, read_movielens_ratings, read_sasrec_txt,
-    sample_negatives_for_eval, seen_items, synthetic_interactions, training_windows, write_sasrec_txt,
+    DataFormatError,
+    DownloadError,
+    Interactions,
+    causal_batches,
+    cloze_batches,
+    eval_inputs,
+    leave_one_out,
+    load_dataset,
+    membership_mask,
+    pad_left,
+    read_movielens_ratings,
+    read_sasrec_txt,
+    sample_negatives_for_eval,
+    seen_items,
+    synthetic_interactions,
+    training_windows,
+    write_sasrec_txt,
 )
 
 

@@ -33,8 +33,7 @@ import numpy as np
 
 from . import backend
 from . import functional as F
-from .nn import (Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter,
-                 TransformerBlock)
+from .nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter, TransformerBlock
 from .tensor import Tensor, no_grad
 
 __all__ = [

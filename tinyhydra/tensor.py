@@ -81,7 +81,7 @@ class Function:
         raise NotImplementedError
 
     @classmethod
-    def apply(cls, *args, **kwargs) -> "Tensor":
+    def apply(cls, *args, **kwargs) -> Tensor:
         # one pass over the arguments: this runs for every operation of every step
         parents, raw_args, needs_input_grad = [], [], []
         for arg in args:
@@ -166,7 +166,7 @@ class Tensor:
         self.name = None
 
     @classmethod
-    def _from_function(cls, output, node) -> "Tensor":
+    def _from_function(cls, output, node) -> Tensor:
         """A Function's output array as a Tensor, recorded (``node``) or not (None); no
         conversion or checks: ``apply`` made them."""
         result = cls.__new__(cls)
@@ -215,11 +215,11 @@ class Tensor:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return self.data.reshape(()).item()
 
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """The same data, cut from the graph."""
         return Tensor(self.data)
 
-    def to(self, device: str) -> "Tensor":
+    def to(self, device: str) -> Tensor:
         """A leaf copy on ``device`` ('cpu' or 'gpu'); ``self`` if already there."""
         if backend.check_device(device) == self.device:
             return self
@@ -228,7 +228,7 @@ class Tensor:
             moved.grad = backend.to_device(self.grad, device)
         return moved
 
-    def astype(self, dtype) -> "Tensor":
+    def astype(self, dtype) -> Tensor:
         return ops.Cast.apply(self, dtype=dtype)
 
     def zero_grad(self) -> None:
@@ -338,7 +338,7 @@ class Tensor:
         return post_order
 
     # ------------------------------------------------------------- operators
-    def _lift(self, other) -> "Tensor":
+    def _lift(self, other) -> Tensor:
         return other if isinstance(other, Tensor) else Tensor(_as_array(other, like=self.data))
 
     def __add__(self, other):
