@@ -8,6 +8,8 @@ without it raises a :class:`BackendError` that names the missing piece.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .errors import BackendError
@@ -58,6 +60,31 @@ def get_array_module(*arrays):
         if is_gpu_array(array):
             return _cupy
     return np
+
+
+def elementwise(formula):
+    """Decorator: one elementwise formula for both backends, one GPU kernel on CuPy.
+
+    ``formula(xp, *args)`` is written with operators, Python scalars and ``xp``'s ufuncs
+    (``xp.tanh``, ``xp.sqrt``, ...) and returns an array or a tuple of arrays; no
+    reductions, indexing or reshapes. Called as ``formula(*args)``, it runs on the
+    array module of its arguments: on NumPy exactly as written (one NumPy call per
+    operation: the reference), on CuPy traced once per dtype and rank by ``cupy.fuse``
+    into ONE kernel instead of one kernel per operation. Arguments are arrays, Python
+    scalars or None; not NumPy arrays next to CuPy arrays.
+    """
+    kernels = {}  # array module -> its fused kernel
+
+    @functools.wraps(formula)
+    def run(*args):
+        xp = get_array_module(*args)
+        if xp is np:
+            return formula(np, *args)
+        if xp not in kernels:
+            kernels[xp] = xp.fuse(kernel_name=formula.__name__)(lambda *a: formula(xp, *a))
+        return kernels[xp](*args)
+
+    return run
 
 
 def device_of(array) -> str:

@@ -22,21 +22,16 @@ class LayerNorm(Function):
 
     @staticmethod
     def forward(ctx, x, weight=None, bias=None, eps=1e-5):
-        xp = backend.get_array_module(x)
         wide = backend.at_least_float32(x)
         ctx.narrow = None if wide is x else x.dtype  # float16: cast the results back
         ctx.dtypes = [x.dtype] + [ctx.narrow if p is None else p.dtype for p in (weight, bias)]
         x = wide
         mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
-        centred = x - mean  # (..., D)
-        variance = (centred * centred).mean(axis=-1, keepdims=True)  # (..., 1)
-        inv_std = 1.0 / xp.sqrt(variance + xp.asarray(eps, dtype=x.dtype))
-        xhat = centred
-        xhat *= inv_std  # in place: `centred` is not needed any more
+        centred, squared = centre(x, mean)  # (..., D) each
+        inv_std = inverse_std(squared.mean(axis=-1, keepdims=True), eps)  # (..., 1)
+        xhat, y = normalise(centred, inv_std, 1.0 if weight is None else weight,
+                            0.0 if bias is None else bias)
         ctx.save_for_backward(xhat, inv_std, weight)
-        y = xhat * weight if weight is not None else xhat.copy()
-        if bias is not None:
-            y += bias
         return y if ctx.narrow is None else y.astype(ctx.narrow)
 
     @staticmethod
@@ -51,8 +46,36 @@ class LayerNorm(Function):
         if ctx.needs_input_grad[0]:
             mean_g = grad_xhat.mean(axis=-1, keepdims=True)
             mean_gx = (grad_xhat * xhat).mean(axis=-1, keepdims=True)
-            grad_x = (grad_xhat - mean_g - xhat * mean_gx) * inv_std
+            grad_x = input_grad(grad_xhat, mean_g, xhat, mean_gx, inv_std)
         if ctx.narrow is not None:  # computed in float32: back to the dtypes of x, w and b
             return tuple(None if grad is None else grad.astype(dtype)
                          for grad, dtype in zip((grad_x, grad_weight, grad_bias), ctx.dtypes))
         return grad_x, grad_weight, grad_bias
+
+
+# The elementwise steps between the row reductions: each is one kernel on a GPU
+# (backend.elementwise) and the same NumPy expressions on the CPU.
+@backend.elementwise
+def centre(xp, x, mean):
+    """(x - mu, (x - mu)^2)"""
+    centred = x - mean
+    return centred, centred * centred
+
+
+@backend.elementwise
+def inverse_std(xp, variance, eps):
+    """r = 1 / sqrt(var + eps)"""
+    return 1.0 / xp.sqrt(variance + eps)
+
+
+@backend.elementwise
+def normalise(xp, centred, inv_std, weight, bias):
+    """(xhat, y) = ((x - mu) r, xhat w + b)"""
+    xhat = centred * inv_std
+    return xhat, xhat * weight + bias
+
+
+@backend.elementwise
+def input_grad(xp, grad_xhat, mean_g, xhat, mean_gx, inv_std):
+    """dL/dx = r (gy - mean(gy) - xhat mean(gy xhat))"""
+    return (grad_xhat - mean_g - xhat * mean_gx) * inv_std

@@ -199,20 +199,32 @@ class Gelu(Function):
 
         y = x/2 * (1 + t),  t = tanh(u),  u = c (x + 0.044715 x^3),  c = sqrt(2/pi)
         dy/dx = (1 + t)/2 + x/2 * (1 - t^2) * c * (1 + 3 * 0.044715 x^2)
+
+    Each line is one ``backend.elementwise`` formula: one kernel on a GPU.
     """
 
     @staticmethod
     def forward(ctx, x):
-        xp = backend.get_array_module(x)
-        t = xp.tanh(GELU_C * (x + 0.044715 * x**3))
+        y, t = gelu_and_tanh(x)
         ctx.save_for_backward(x, t)
-        return 0.5 * x * (1 + t)
+        return y
 
     @staticmethod
     def backward(ctx, g):
         x, t = ctx.saved_tensors
-        du_dx = GELU_C * (1 + 3 * 0.044715 * x * x)
-        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du_dx)
+        return gelu_grad(g, x, t)
+
+
+@backend.elementwise
+def gelu_and_tanh(xp, x):
+    t = xp.tanh(GELU_C * (x + 0.044715 * x**3))
+    return 0.5 * x * (1 + t), t
+
+
+@backend.elementwise
+def gelu_grad(xp, g, x, t):
+    du_dx = GELU_C * (1 + 3 * 0.044715 * x * x)
+    return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du_dx)
 
 
 class MaskedFill(Function):
@@ -403,18 +415,26 @@ class GetItem(Function):
 
 
 class Dropout(Function):
-    """Inverted dropout: y = x * m / (1 - p), m ~ Bernoulli(1 - p);  dL/dx = g * m / (1 - p)."""
+    """Inverted dropout: y = x * m / (1 - p), m ~ Bernoulli(1 - p);  dL/dx = g * m / (1 - p).
+
+    Mask and scale are one ``backend.elementwise`` formula after drawing the uniforms.
+    """
 
     @staticmethod
     def forward(ctx, x, p):
         xp = backend.get_array_module(x)
-        keep = backend.default_rng(xp).random(x.shape, dtype=x.dtype) >= p
-        scale = xp.asarray(1.0 / (1.0 - p), dtype=x.dtype)
-        mask = keep * scale  # (…) float: 0 or 1/(1-p)
+        uniform = backend.default_rng(xp).random(x.shape, dtype=x.dtype)
+        y, mask = drop(x, uniform, p, 1.0 / (1.0 - p))  # mask: 0 or 1/(1-p)
         ctx.save_for_backward(mask)
-        return x * mask
+        return y
 
     @staticmethod
     def backward(ctx, g):
         (mask,) = ctx.saved_tensors
         return g * mask
+
+
+@backend.elementwise
+def drop(xp, x, uniform, p, scale):
+    mask = (uniform >= p).astype(x.dtype) * scale  # in x's dtype: a Python float never promotes
+    return x * mask, mask

@@ -1,14 +1,11 @@
 """Optimizers: SGD (with momentum) and Adam / AdamW; an exponential moving average of weights.
 
-Updates run on raw arrays, in place on ``param.data``, with the array module that
-owns them (NumPy or CuPy), so no graph is recorded. Hyperparameters are Python floats,
-which never promote an array's dtype: float32 parameters and moments stay float32.
-
-Adam and the moving average keep parameters, gradients, moments and averages as views
-into one flat array per device and dtype (:mod:`tinyhydra.flat`): their update is one
-vectorised expression over all parameters (on a GPU, one chain of kernels instead of one
-per parameter). After ``model.to``, ``to_dtype`` or ``load_state_dict`` the next step
-packs the replaced arrays (and the state) again.
+Updates run on raw arrays, in place on ``param.data``, so no graph is recorded. Python
+float hyperparameters never promote an array's dtype: float32 stays float32. Adam and the
+moving average keep parameters, gradients, moments and averages as views into one flat
+array per device and dtype (:mod:`tinyhydra.flat`), and their update is one
+``backend.elementwise`` formula over all parameters: on a GPU, ONE kernel per step.
+After ``model.to``, ``to_dtype`` or ``load_state_dict`` the next step packs again.
 """
 from __future__ import annotations
 
@@ -99,9 +96,7 @@ class Optimizer:
                 f"{type(self).__name__}")
         states = state_dict["state"]
         if len(states) != len(self.params):
-            raise ValueError(
-                f"optimizer state has {len(states)} parameters, this optimizer has "
-                f"{len(self.params)}")
+            raise ValueError(f"optimizer state has {len(states)} parameters, this optimizer has {len(self.params)}")
         self.state = [{key: _restored_like(param, value, f"optimizer state {key!r} of parameter {i}")
                        if hasattr(value, "shape") else value for key, value in state.items()}
                       for i, (param, state) in enumerate(zip(self.params, states))]
@@ -140,23 +135,23 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, step: int, lr: float, betas, e
                 weight_decay: float = 0.0, decoupled_weight_decay: bool = False) -> None:
     """One Adam step, in place on ``param``, ``exp_avg`` and ``exp_avg_sq``: arrays of one
     shape, either one parameter's or the flat arrays of all of them (see :class:`Adam`)."""
-    xp = backend.get_array_module(param)
-    beta1, beta2 = betas
-    if weight_decay:
-        if decoupled_weight_decay:
-            param *= 1.0 - lr * weight_decay
-        else:
-            grad = grad + weight_decay * param  # out of place: the gradient stays as computed
+    (beta1, beta2), decoupled = betas, decoupled_weight_decay  # l2 = 0, shrink = 1 change nothing
+    adam_formula(param, grad, exp_avg, exp_avg_sq, beta1, beta2, 1.0 / math.sqrt(1.0 - beta2**step),
+                 eps, lr / (1.0 - beta1**step), 0.0 if decoupled else weight_decay,
+                 1.0 - lr * weight_decay if decoupled else 1.0)
+
+
+@backend.elementwise
+def adam_formula(xp, param, grad, exp_avg, exp_avg_sq, beta1, beta2, inv_sqrt_bias2, eps, step_size,
+                 l2, shrink):
+    """In place; no branches, so one kernel on a GPU whatever the hyperparameters."""
+    grad = grad + l2 * param  # out of place: the gradient stays as computed
+    param *= shrink
     exp_avg *= beta1
     exp_avg += (1.0 - beta1) * grad
     exp_avg_sq *= beta2
     exp_avg_sq += (1.0 - beta2) * grad * grad
-    denom = xp.sqrt(exp_avg_sq)
-    denom *= 1.0 / math.sqrt(1.0 - beta2**step)
-    denom += eps
-    update = xp.divide(exp_avg, denom, out=denom)  # reuse the buffer
-    update *= lr / (1.0 - beta1**step)
-    param -= update
+    param -= exp_avg / (xp.sqrt(exp_avg_sq) * inv_sqrt_bias2 + eps) * step_size
 
 
 class Adam(Optimizer):
@@ -170,12 +165,10 @@ class Adam(Optimizer):
         m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
         p = p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
-    The parameters, their gradients and both moments are views into flat arrays (one per
-    device and dtype, :mod:`tinyhydra.flat`), so when every parameter has a gradient and
-    all are at the same step, :func:`adam_update` runs ONCE on the flat arrays. Otherwise it
-    runs per parameter on the same views. The formula is elementwise, so both give the same
-    numbers. ``state[i]`` holds parameter i's step and its views of the moments (empty
-    until its first step), which is what :meth:`state_dict` saves.
+    When every parameter has a gradient and all are at the same step, :func:`adam_update`
+    runs ONCE on the flat arrays, else per parameter on their views: the same numbers.
+    ``state[i]`` holds parameter i's step and its views of the moments (empty until its
+    first step), which is what :meth:`state_dict` saves.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
@@ -271,8 +264,7 @@ class ExponentialMovingAverage:
     def update(self) -> None:
         self._lay_out()
         for group, average in zip(self.flat.groups, self._flat_averages):
-            average *= self.decay
-            average += (1.0 - self.decay) * group.data
+            moving_average_formula(average, group.data, self.decay)
 
     @contextlib.contextmanager
     def average_parameters(self):
@@ -298,3 +290,10 @@ class ExponentialMovingAverage:
                          for i, (param, average) in enumerate(zip(self.params, averages))]
         self.decay = float(state_dict["decay"])
         self._layout_version = None  # the loaded averages go into the flat arrays at the next update
+
+
+@backend.elementwise
+def moving_average_formula(xp, average, param, decay):
+    """In place: avg <- decay * avg + (1 - decay) * param (one kernel on a GPU)."""
+    average *= decay
+    average += (1.0 - decay) * param
