@@ -66,8 +66,9 @@ def elementwise(formula):
     """Decorator: one elementwise formula for both backends, one GPU kernel on CuPy.
 
     ``formula(xp, *args)`` is written with operators, Python scalars and ``xp``'s ufuncs
-    (``xp.tanh``, ``xp.sqrt``, ...) and returns an array or a tuple of arrays; no
-    reductions, indexing or reshapes. Called as ``formula(*args)``, it runs on the
+    (``xp.tanh``, ``xp.sqrt``, ...) and returns an array, a tuple of arrays, or nothing
+    when it writes into its arguments in place (``a *= b``); no reductions, indexing,
+    reshapes or branches on values. Called as ``formula(*args)``, it runs on the
     array module of its arguments: on NumPy exactly as written (one NumPy call per
     operation: the reference), on CuPy traced once per dtype and rank by ``cupy.fuse``
     into ONE kernel instead of one kernel per operation. Arguments are arrays, Python
@@ -81,7 +82,8 @@ def elementwise(formula):
         if xp is np:
             return formula(np, *args)
         if xp not in kernels:
-            kernels[xp] = xp.fuse(kernel_name=formula.__name__)(lambda *a: formula(xp, *a))
+            kernel_name = f"tinyhydra_{formula.__name__}"  # no clash with a CUDA function
+            kernels[xp] = xp.fuse(kernel_name=kernel_name)(lambda *a: formula(xp, *a))
         return kernels[xp](*args)
 
     return run
