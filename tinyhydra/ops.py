@@ -217,7 +217,7 @@ class Gelu(Function):
 
 @backend.elementwise
 def gelu_and_tanh(xp, x):
-    t = xp.tanh(GELU_C * (x + 0.044715 * x**3))
+    t = xp.tanh(GELU_C * (x + 0.044715 * (x * x * x)))  # NumPy's float32 x**3 is 100x slower
     return 0.5 * x * (1 + t), t
 
 
