@@ -6,6 +6,8 @@ into one kernel; those cases compare it with NumPy to float32 round-off and skip
 without a GPU.
 """
 import math
+import types
+import warnings
 
 import numpy as np
 import pytest
@@ -31,6 +33,53 @@ def test_elementwise_in_place_formula_writes_into_its_arguments():
     average, param = np.full(3, 10.0), np.zeros(3)
     assert optim.moving_average_formula(average, param, 0.75) is None
     np.testing.assert_array_equal(average, [7.5, 7.5, 7.5])
+
+
+def fake_gpu_module(monkeypatch, kernel_for):
+    """Make every array look like a GPU array of a module whose ``fuse(kernel_name=...)(f)``
+    returns ``kernel_for(kernel_name, f)``; its ufuncs are NumPy's. Returns the names fused."""
+    fused = []
+
+    def fuse(kernel_name):
+        return lambda f: fused.append(kernel_name) or kernel_for(kernel_name, f)
+
+    module = types.ModuleType("fake_cupy")
+    module.sqrt, module.fuse = np.sqrt, fuse
+    monkeypatch.setattr(backend, "get_array_module", lambda *arrays: module)
+    return fused
+
+
+def test_elementwise_fuses_once_per_module_and_reuses_the_kernel(monkeypatch):
+    @backend.elementwise
+    def root_sum(xp, a, b):
+        return xp.sqrt(a + b)
+
+    calls = []
+    fused = fake_gpu_module(monkeypatch, lambda name, f: lambda *a: calls.append(name) or f(*a))
+    for _ in range(3):
+        np.testing.assert_array_equal(root_sum(np.full(2, 3.0), np.ones(2)), [2.0, 2.0])
+    assert fused == ["tinyhydra_root_sum"] and calls == ["tinyhydra_root_sum"] * 3
+
+
+def test_elementwise_falls_back_to_one_op_at_a_time_when_fusing_fails(monkeypatch):
+    @backend.elementwise
+    def root_sum(xp, a, b):
+        return xp.sqrt(a + b)
+
+    def failing_kernel(name, f):
+        def kernel(*args):
+            raise NotImplementedError("no fusion here")
+        return kernel
+
+    fused = fake_gpu_module(monkeypatch, failing_kernel)
+    with pytest.raises(ValueError):  # the arguments' own error is raised, the kernel kept
+        root_sum(np.ones(2), np.ones(3))
+    with pytest.warns(RuntimeWarning, match="cupy.fuse failed on root_sum.*no fusion here"):
+        np.testing.assert_array_equal(root_sum(np.full(2, 3.0), np.ones(2)), [2.0, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once; from now on the formula runs unfused
+        np.testing.assert_array_equal(root_sum(np.full(2, 8.0), np.ones(2)), [3.0, 3.0])
+    assert fused == ["tinyhydra_root_sum"]
 
 
 def _inputs(rng, dtype=np.float32):

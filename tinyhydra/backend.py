@@ -9,6 +9,7 @@ without it raises a :class:`BackendError` that names the missing piece.
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 
@@ -74,17 +75,24 @@ def elementwise(formula):
     into ONE kernel instead of one kernel per operation. Arguments are arrays, Python
     scalars or None; not NumPy arrays next to CuPy arrays.
     """
-    kernels = {}  # array module -> its fused kernel
+    kernels = {}  # array module -> its fused kernel (or, where fusing failed, the formula)
 
     @functools.wraps(formula)
     def run(*args):
         xp = get_array_module(*args)
         if xp is np:
             return formula(np, *args)
-        if xp not in kernels:
-            kernel_name = f"tinyhydra_{formula.__name__}"  # no clash with a CUDA function
-            kernels[xp] = xp.fuse(kernel_name=kernel_name)(lambda *a: formula(xp, *a))
-        return kernels[xp](*args)
+        unfused = functools.partial(formula, xp)
+        if xp not in kernels:  # traced and compiled at its first call
+            kernels[xp] = xp.fuse(kernel_name=f"tinyhydra_{formula.__name__}")(unfused)
+        try:
+            return kernels[xp](*args)
+        except Exception as exc:  # a CuPy that cannot fuse it: one kernel per operation
+            result = unfused(*args)  # an error of the arguments themselves is raised here
+            warnings.warn(f"cupy.fuse failed on {formula.__name__} ({type(exc).__name__}: {exc}); "
+                          "running it one kernel per operation", RuntimeWarning, stacklevel=2)
+            kernels[xp] = unfused
+            return result
 
     return run
 
