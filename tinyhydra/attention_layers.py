@@ -146,7 +146,10 @@ class DecayedHydraAttention(_ProjectedAttention):
         """The decays in use, (D,) causal or (2, D), in [0, 1]."""
         if self.learn_decay:
             return F.sigmoid(self.decay_logit)
-        return Tensor(backend.to_device(self._fixed_decay, self.query.weight.device))
+        device = self.query.weight.device
+        if backend.device_of(self._fixed_decay) != device:  # moved once, after model.to(device)
+            self._fixed_decay = backend.to_device(self._fixed_decay, device)
+        return Tensor(self._fixed_decay)
 
     def half_lives(self) -> np.ndarray:
         """log(1/2) / log(a): positions after which a feature's context weight halves."""
