@@ -8,6 +8,7 @@
 # Usage: bash scripts/ml1m_decay_grid.sh DATA [ROW ...]     (no ROW: every row, one after another)
 #   DATA: SASRec-format ml-1m.txt(.gz); ROW: a name below, e.g. sasrec hydrarec-uni-decay
 # Run two rows at once on a 2-core machine, each with one BLAS thread (set here).
+# DRY_RUN=1 prints each row's command instead of running it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 data=${1:?SASRec-format ml-1m.txt(.gz)}
@@ -47,6 +48,10 @@ run() {  # run ROW
   local -n recipe=$direction
   local out="runs/$direction/$row" resume=()
   [ -f "$out/checkpoint.npz" ] && resume=(--resume)
+  if [ -n "${DRY_RUN:-}" ]; then  # print the command instead (tests check every row's flags)
+    echo "examples/train_ml1m.py --data $data ${recipe[*]} $flags --progress false --out $out ${resume[*]}"
+    return
+  fi
   mkdir -p "$out"
   # shellcheck disable=SC2086  # $flags is a list of flags
   python3 examples/train_ml1m.py --data "$data" "${recipe[@]}" $flags --progress false \
@@ -58,6 +63,10 @@ run() {  # run ROW
   echo "$row: exit $status ($(grep -c '^epoch' "$out/train.log") epochs logged)"
 }
 
-for row in "${@:-${order[@]}}"; do
-  run "$row"
-done
+main() {
+  for row in "${@:-${order[@]}}"; do
+    run "$row"
+  done
+}
+# one line, read whole before it runs: editing this file while rows train cannot change them
+main "$@"; exit $?

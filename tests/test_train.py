@@ -1,5 +1,7 @@
 """examples/train_ml1m.py end to end on small generated data (seconds, not minutes)."""
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -371,3 +373,16 @@ def test_sigterm_from_another_process_saves_a_checkpoint(dataset, tmp_path):
     assert process.returncode == 130, output
     assert "continue with --resume" in output
     assert checkpoint.load(tmp_path / "checkpoint.npz")["state"]["epochs_done"] >= 0
+
+
+def test_every_row_of_the_decay_grid_has_valid_flags(script):
+    """scripts/ml1m_decay_grid.sh: each row's command parses and passes the config checks,
+    and each row trains its own model into its own folder."""
+    grid = Path(__file__).resolve().parents[1] / "scripts" / "ml1m_decay_grid.sh"
+    printed = subprocess.run(["bash", str(grid), "DATA"], env={**os.environ, "DRY_RUN": "1"},
+                             capture_output=True, text=True, check=True).stdout.splitlines()
+    assert len(printed) == 13
+    for line in printed:
+        config, _ = script.parse_args(line.split()[1:])
+        assert Path(config.out).name.startswith(config.model), line
+    assert len({line.split("--out ")[1].split()[0] for line in printed}) == len(printed)
