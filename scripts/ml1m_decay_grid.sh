@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 data=${1:?SASRec-format ml-1m.txt(.gz)}
 shift
 export OPENBLAS_NUM_THREADS=1 PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's tinyhydra, installed or not
 
 # causal recipe: full cross-entropy, random training windows, weight averaging, 100 epochs
 causal=(--epochs 100 --eval-every 2 --patience 10 --random-window 1 --ema 0.998)
