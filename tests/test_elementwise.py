@@ -31,7 +31,7 @@ def test_elementwise_keeps_the_name_and_runs_numpy_as_written():
 
 def test_elementwise_in_place_formula_writes_into_its_arguments():
     average, param = np.full(3, 10.0), np.zeros(3)
-    assert optim.moving_average_formula(average, param, 0.75) is None
+    assert optim.moving_average_formula(average, param, 0.75, 0.25) is None
     np.testing.assert_array_equal(average, [7.5, 7.5, 7.5])
 
 
@@ -160,10 +160,10 @@ FORMULAS = {  # name -> (formula, draws its arguments from rng)
                                             np.tanh(r.standard_normal((4, 9))))),
     "drop": (ops.drop, lambda r: (r.standard_normal((4, 9)), r.random((4, 9)), 0.3, 1 / 0.7)),
     "adam": (optim.adam_formula, lambda r: (r.standard_normal(30), r.standard_normal(30),
-                                            r.standard_normal(30), r.random(30), 0.9, 0.999, 1.2,
-                                            1e-8, 1e-3, 0.01, 0.999)),
+                                            r.standard_normal(30), r.random(30), 0.9, 0.1, 0.999,
+                                            0.001, 1.2, 1e-8, 1e-3, 0.01, 0.999)),
     "moving_average": (optim.moving_average_formula, lambda r: (r.standard_normal(30),
-                                                                r.standard_normal(30), 0.99)),
+                                                                r.standard_normal(30), 0.99, 0.01)),
 }
 
 
@@ -185,3 +185,27 @@ def test_fused_kernel_equals_numpy(name, dtype, accelerator, rng):
         if isinstance(w, np.ndarray):
             assert backend.is_gpu_array(g) and g.dtype == w.dtype
             np.testing.assert_allclose(backend.as_numpy(g), w, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(FORMULAS))
+def test_fused_gpu_kernel_traces_in_the_arrays_dtype(name, dtype, rng):
+    """cupy.fuse's own tracer (no GPU needed: the arrays are headers over no memory)
+    turns each formula into one elementwise kernel that computes in the arrays' dtype,
+    never float16 (two Python scalars meeting inside a kernel would)."""
+    cupy = pytest.importorskip("cupy")
+    fusion = pytest.importorskip("cupy._core.fusion")
+    thread_local = pytest.importorskip("cupy._core._fusion_thread_local").thread_local
+    nowhere = cupy.cuda.UnownedMemory(1 << 20, 1 << 30, None, device_id=0)
+    formula, draw = FORMULAS[name]
+    args = [cupy.ndarray(a.shape, dtype=dtype, memptr=cupy.cuda.MemoryPointer(nowhere, 0))
+            if isinstance(a, np.ndarray) else a for a in draw(rng)]
+    history = thread_local.history = fusion._FusionHistory()
+    thread_local.is_old_fusing = True
+    try:
+        kernel, _ = history.get_fusion(lambda *a: formula.__wrapped__(cupy, *a), args, name)
+    finally:
+        thread_local.history, thread_local.is_old_fusing = None, False
+    assert type(kernel).__name__ == "ElementwiseKernel"
+    assert "float16" not in kernel.operation
+    assert {p.dtype for p in kernel.out_params} <= {np.dtype(dtype)}

@@ -73,7 +73,9 @@ def elementwise(formula):
     array module of its arguments: on NumPy exactly as written (one NumPy call per
     operation: the reference), on CuPy traced once per dtype and rank by ``cupy.fuse``
     into ONE kernel instead of one kernel per operation. Arguments are arrays, Python
-    scalars or None; not NumPy arrays next to CuPy arrays.
+    scalars or None; not NumPy arrays next to CuPy arrays. A term of scalars alone
+    (``1 - beta``) is computed by the caller and passed in: inside a fused kernel two
+    Python scalars meet in float16.
     """
     kernels = {}  # array module -> its fused kernel (or, where fusing failed, the formula)
 

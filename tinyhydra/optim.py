@@ -135,22 +135,22 @@ def adam_update(param, grad, exp_avg, exp_avg_sq, step: int, lr: float, betas, e
                 weight_decay: float = 0.0, decoupled_weight_decay: bool = False) -> None:
     """One Adam step, in place on ``param``, ``exp_avg`` and ``exp_avg_sq``: arrays of one
     shape, either one parameter's or the flat arrays of all of them (see :class:`Adam`)."""
-    (beta1, beta2), decoupled = betas, decoupled_weight_decay  # l2 = 0, shrink = 1 change nothing
-    adam_formula(param, grad, exp_avg, exp_avg_sq, beta1, beta2, 1.0 / math.sqrt(1.0 - beta2**step),
-                 eps, lr / (1.0 - beta1**step), 0.0 if decoupled else weight_decay,
-                 1.0 - lr * weight_decay if decoupled else 1.0)
+    beta1, beta2 = betas  # below, l2 = 0 and shrink = 1 change nothing
+    l2, shrink = (0.0, 1.0 - lr * weight_decay) if decoupled_weight_decay else (weight_decay, 1.0)
+    adam_formula(param, grad, exp_avg, exp_avg_sq, beta1, 1.0 - beta1, beta2, 1.0 - beta2,
+                 1.0 / math.sqrt(1.0 - beta2**step), eps, lr / (1.0 - beta1**step), l2, shrink)
 
 
 @backend.elementwise
-def adam_formula(xp, param, grad, exp_avg, exp_avg_sq, beta1, beta2, inv_sqrt_bias2, eps, step_size,
-                 l2, shrink):
+def adam_formula(xp, param, grad, exp_avg, exp_avg_sq, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                 inv_sqrt_bias2, eps, step_size, l2, shrink):
     """In place; no branches, so one kernel on a GPU whatever the hyperparameters."""
     grad = grad + l2 * param  # out of place: the gradient stays as computed
     param *= shrink
     exp_avg *= beta1
-    exp_avg += (1.0 - beta1) * grad
+    exp_avg += one_minus_beta1 * grad
     exp_avg_sq *= beta2
-    exp_avg_sq += (1.0 - beta2) * grad * grad
+    exp_avg_sq += one_minus_beta2 * grad * grad
     param -= exp_avg / (xp.sqrt(exp_avg_sq) * inv_sqrt_bias2 + eps) * step_size
 
 
@@ -264,7 +264,7 @@ class ExponentialMovingAverage:
     def update(self) -> None:
         self._lay_out()
         for group, average in zip(self.flat.groups, self._flat_averages):
-            moving_average_formula(average, group.data, self.decay)
+            moving_average_formula(average, group.data, self.decay, 1.0 - self.decay)
 
     @contextlib.contextmanager
     def average_parameters(self):
@@ -293,7 +293,7 @@ class ExponentialMovingAverage:
 
 
 @backend.elementwise
-def moving_average_formula(xp, average, param, decay):
+def moving_average_formula(xp, average, param, decay, one_minus_decay):
     """In place: avg <- decay * avg + (1 - decay) * param (one kernel on a GPU)."""
     average *= decay
-    average += (1.0 - decay) * param
+    average += one_minus_decay * param
