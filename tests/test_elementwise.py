@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-from tinyhydra import backend, norm, ops, optim
+from tinyhydra import backend, norm, ops, optim, softmax
 
 
 def test_elementwise_keeps_the_name_and_runs_numpy_as_written():
@@ -122,6 +122,18 @@ def test_gelu_and_dropout_formulas_equal_the_plain_numpy_maths_exactly(rng):
     np.testing.assert_array_equal(dropped, x * expected_mask)
 
 
+def test_cross_entropy_row_formulas_equal_the_plain_numpy_maths_exactly(rng):
+    kept = rng.random(7) < 0.6
+    sum_exp, shifted = rng.random(7).astype(np.float32) + 1, rng.standard_normal(7).astype(np.float32)
+    np.testing.assert_array_equal(softmax.kept_row_losses(kept, sum_exp, shifted),
+                                  np.where(kept, np.log(sum_exp) - shifted, 0))
+    scale = np.float32(0.25) / np.float32(3)
+    row_scale, row_factor = softmax.kept_row_scales(kept, scale, sum_exp)
+    np.testing.assert_array_equal(row_scale, np.where(kept, scale, 0).astype(np.float32))
+    np.testing.assert_array_equal(row_factor, row_scale / sum_exp)
+    assert row_scale.dtype == row_factor.dtype == np.float32
+
+
 @pytest.mark.parametrize("weight_decay, decoupled", [(0.0, False), (0.1, False), (0.1, True)])
 def test_adam_formula_equals_the_chain_of_in_place_steps_exactly(weight_decay, decoupled, rng):
     param, grad, m, v = (rng.standard_normal(50).astype(np.float32) for _ in range(4))
@@ -162,6 +174,10 @@ FORMULAS = {  # name -> (formula, draws its arguments from rng)
     "adam": (optim.adam_formula, lambda r: (r.standard_normal(30), r.standard_normal(30),
                                             r.standard_normal(30), r.random(30), 0.9, 0.1, 0.999,
                                             0.001, 1.2, 1e-8, 1e-3, 0.01, 0.999)),
+    "kept_row_losses": (softmax.kept_row_losses, lambda r: (r.random(9) < 0.5, r.random(9) + 1,
+                                                            r.standard_normal(9))),
+    "kept_row_scales": (softmax.kept_row_scales, lambda r: (r.random(9) < 0.5, np.asarray(0.3),
+                                                            r.random(9) + 1)),
     "moving_average": (optim.moving_average_formula, lambda r: (r.standard_normal(30),
                                                                 r.standard_normal(30), 0.99, 0.01)),
 }
@@ -173,7 +189,7 @@ def test_fused_kernel_equals_numpy(name, dtype, accelerator, rng):
     """The CuPy kernel of each formula against the same formula on NumPy; in-place
     formulas are compared through the arguments they write."""
     formula, draw = FORMULAS[name]
-    host = [a.astype(dtype) if isinstance(a, np.ndarray) else a for a in draw(rng)]
+    host = [a.astype(dtype) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in draw(rng)]
     device = [backend.to_device(a, accelerator) if isinstance(a, np.ndarray) else a for a in host]
     want, got = formula(*host), formula(*device)
     if want is None:  # in place
@@ -198,7 +214,8 @@ def test_fused_gpu_kernel_traces_in_the_arrays_dtype(name, dtype, rng):
     thread_local = pytest.importorskip("cupy._core._fusion_thread_local").thread_local
     nowhere = cupy.cuda.UnownedMemory(1 << 20, 1 << 30, None, device_id=0)
     formula, draw = FORMULAS[name]
-    args = [cupy.ndarray(a.shape, dtype=dtype, memptr=cupy.cuda.MemoryPointer(nowhere, 0))
+    args = [cupy.ndarray(a.shape, dtype=dtype if a.dtype.kind == "f" else a.dtype,
+                         memptr=cupy.cuda.MemoryPointer(nowhere, 0))
             if isinstance(a, np.ndarray) else a for a in draw(rng)]
     history = thread_local.history = fusion._FusionHistory()
     thread_local.is_old_fusing = True

@@ -119,7 +119,7 @@ class CrossEntropy(Function):
         xp.exp(exps, out=exps)  # in place: one (N, C) buffer for the whole op
         sum_exp = exps.sum(axis=1)  # (N,)
         count = xp.maximum(kept.sum(), 1).astype(logits.dtype)
-        loss = xp.where(kept, xp.log(sum_exp) - target_shifted, 0).sum() / count
+        loss = kept_row_losses(kept, sum_exp, target_shifted).sum() / count
 
         # softmax = exps / sum_exp: the division is folded into the backward's row scaling
         ctx.save_for_backward(exps, sum_exp, safe_targets, kept, count)
@@ -132,12 +132,27 @@ class CrossEntropy(Function):
         exps, sum_exp, targets, kept, count = ctx.saved_tensors
         ctx.saved_tensors = ()  # the buffer is overwritten below
         xp = backend.get_array_module(exps)
-        row_scale = xp.where(kept, g / count, 0).astype(exps.dtype)  # (N,) 0 for ignored rows
+        row_scale, row_factor = kept_row_scales(kept, g / count, sum_exp)  # (N,) 0 for ignored rows
         grad = exps  # (N, C), reused in place
-        grad *= (row_scale / sum_exp)[:, None]  # = softmax * row_scale
+        grad *= row_factor[:, None]  # = softmax * row_scale
         grad[xp.arange(targets.shape[0]), targets] -= row_scale
         grad[~kept] = 0  # selected away: an ignored row's NaN times 0 would still be NaN
         return grad.reshape(ctx.input_shape).astype(ctx.dtype, copy=False), None
+
+
+# The per-row steps of CrossEntropy: one kernel each on a GPU (backend.elementwise). Its
+# (N, C) passes stay in place as they are: a fused form would cost the CPU an (N, C) array.
+@backend.elementwise
+def kept_row_losses(xp, kept, sum_exp, target_shifted):
+    """log sum_c e^(x_rc - max_r) - (x_{r,t_r} - max_r) on kept rows, 0 on ignored ones"""
+    return xp.where(kept, xp.log(sum_exp) - target_shifted, 0)
+
+
+@backend.elementwise
+def kept_row_scales(xp, kept, scale, sum_exp):
+    """(s_r, s_r / sum_c e^(x_rc - max_r)) with s_r = dL/dloss / n on kept rows, 0 on ignored ones"""
+    row_scale = xp.where(kept, scale, 0).astype(sum_exp.dtype)
+    return row_scale, row_scale / sum_exp
 
 
 class BinaryCrossEntropyWithLogits(Function):
