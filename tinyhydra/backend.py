@@ -84,12 +84,12 @@ def elementwise(formula):
         xp = get_array_module(*args)
         if xp is np:
             return formula(np, *args)
-        unfused = functools.partial(formula, xp)
         if xp not in kernels:  # traced and compiled at its first call
-            kernels[xp] = xp.fuse(kernel_name=f"tinyhydra_{formula.__name__}")(unfused)
+            kernels[xp] = xp.fuse(kernel_name=f"tinyhydra_{formula.__name__}")(functools.partial(formula, xp))
         try:
             return kernels[xp](*args)
         except Exception as exc:  # a CuPy that cannot fuse it: one kernel per operation
+            unfused = functools.partial(formula, xp)
             result = unfused(*args)  # an error of the arguments themselves is raised here
             warnings.warn(f"cupy.fuse failed on {formula.__name__} ({type(exc).__name__}: {exc}); "
                           "running it one kernel per operation", RuntimeWarning, stacklevel=2)
