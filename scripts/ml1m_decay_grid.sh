@@ -49,14 +49,15 @@ run() {  # run ROW
   local -n recipe=$direction
   local out="runs/$direction/$row" resume=()
   [ -f "$out/checkpoint.npz" ] && resume=(--resume)
+  # shellcheck disable=SC2206  # $flags is a list of flags
+  local command=(examples/train_ml1m.py --data "$data" "${recipe[@]}" $flags --progress false
+                 --out "$out" "${resume[@]}")
   if [ -n "${DRY_RUN:-}" ]; then  # print the command instead (tests check every row's flags)
-    echo "examples/train_ml1m.py --data $data ${recipe[*]} $flags --progress false --out $out ${resume[*]}"
+    echo "${command[*]}"
     return
   fi
   mkdir -p "$out"
-  # shellcheck disable=SC2086  # $flags is a list of flags
-  python3 examples/train_ml1m.py --data "$data" "${recipe[@]}" $flags --progress false \
-    --out "$out" "${resume[@]}" >> "$out/train.log" 2>&1
+  python3 "${command[@]}" >> "$out/train.log" 2>&1
   local status=$?
   if [ "$status" -eq 0 ]; then
     cp "$out/metrics.json" "results/decay-grid-$row.json"
