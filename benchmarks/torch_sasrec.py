@@ -107,8 +107,12 @@ def torch_model(cfg, kind: str, device: str):
     return model, torch.optim.Adam(model.parameters(), lr=cfg.lr), torch_device
 
 
+TWIN_KINDS = ("softmax", "hydra")  # the attention kinds the PyTorch twin has
+
+
 def torch_setup(cfg) -> dict:
-    """Whether and how PyTorch runs: {"run": bool, "reason": str, ...}."""
+    """Whether and how PyTorch runs: {"run": bool, "reason": str, "kinds": the kinds of
+    ``cfg.kinds`` it has a twin of, ...}."""
     if not cfg.torch:
         return {"run": False, "reason": "disabled (--no-torch, or --quick without --torch)"}
     try:
@@ -119,11 +123,12 @@ def torch_setup(cfg) -> dict:
         return {"run": False, "reason": f"the PyTorch twin implements --loss ce only, not {cfg.loss}"}
     if cfg.device == "gpu" and not torch.cuda.is_available():
         return {"run": False, "reason": "--device gpu but torch.cuda.is_available() is False"}
-    if any(kind not in ("softmax", "hydra") for kind in cfg.kinds):
-        return {"run": False, "reason": "the PyTorch twin has softmax and hydra attention only"}
+    kinds = [kind for kind in cfg.kinds if kind in TWIN_KINDS]
+    if not kinds:
+        return {"run": False, "reason": f"the PyTorch twin has {' and '.join(TWIN_KINDS)} attention only"}
     threads = cfg.threads or os.cpu_count()
     torch.set_num_threads(threads)
-    return {"run": True, "reason": "", "version": torch.__version__, "threads": threads}
+    return {"run": True, "reason": "", "version": torch.__version__, "threads": threads, "kinds": kinds}
 
 
 def torch_step(model, optimizer, torch_device):

@@ -57,8 +57,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import sys
+import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from itertools import cycle, islice
 from pathlib import Path
@@ -119,10 +122,9 @@ class Config:
         "help": "root of another checkout whose tinyhydra is timed too, interleaved step by "
                 "step with this one (contestants compared/<kind>), for before/after tables"})
     count_kernels: str = field(default="", metadata={
-        "help": "GPU only: warm up the contestant named here (e.g. tinyhydra/hydra or "
-                "torch/softmax), run ONE step between cudaProfilerStart and Stop "
-                "(cupyx.profiler.profile) and exit; run under `nsys profile "
-                "--capture-range=cudaProfilerApi` to count its kernels (scripts/gpu_check.sh)"})
+        "help": "GPU only: count the kernels of ONE step of each contestant named here "
+                "(comma-separated, e.g. tinyhydra/hydra,torch/hydra, or all), read by "
+                "PyTorch's profiler (CUPTI), write kernels.json and exit"})
 
     def __post_init__(self):
         if self.tiny:
@@ -377,30 +379,47 @@ def measure_memory(cfg: Config, xp, rng) -> dict:
     return result
 
 
-def count_kernels_of_one_step(name: str, contestants: dict, batches: list, warmup: int) -> dict:
-    """Warm ``name`` up, then run ONE step of it inside ``cupyx.profiler.profile()``.
+def count_kernels(names: list[str], contestants: dict, batches: list, warmup: int) -> dict:
+    """Kernels launched by ONE training step of each contestant in ``names``.
 
-    CuPy itself counts no kernels: ``cupyx.profiler.profile()`` calls cudaProfilerStart
-    and cudaProfilerStop, which a CUDA profiler started with
-    ``nsys profile --capture-range=cudaProfilerApi`` uses as the window it records, so
-    the kernels in its report (``nsys stats --report cuda_gpu_kern_sum``) are exactly
-    those of this step. The warm-up steps run first so that one-time work (CuPy's kernel
-    compilation, the memory pool growing, Adam's first step) is not counted. PyTorch's
-    kernels are recorded the same way.
+    Each contestant is warmed up first (CuPy's kernel compilation, the memory pool
+    growing and Adam's first step are one-time work), then one step runs inside
+    ``torch.profiler.profile(activities=[CUDA])``. PyTorch's profiler records through
+    CUPTI, which sees every kernel this process launches, CuPy's as well as PyTorch's;
+    the kernels are the trace's events of category ``kernel`` (copies and memsets are
+    counted apart). Needs PyTorch with CUDA (it is not a dependency of tinyhydra).
+    Returns {name: {"kernels", "distinct", "copies", "top"}}.
     """
-    import cupyx.profiler  # only reached with --device gpu
-
-    if name not in contestants:
-        raise ValueError(f"--count-kernels {name!r}: choose one of {sorted(contestants)}")
-    step, sync = contestants[name]
-    for i in range(warmup):
-        step(batches[i % len(batches)])
-    sync()
-    with cupyx.profiler.profile(), cupyx.profiler.time_range(f"{name} step"):
-        step(batches[warmup % len(batches)])
+    try:
+        from torch.profiler import ProfilerActivity, profile
+    except ImportError:
+        raise RuntimeError("--count-kernels reads CUPTI through PyTorch's profiler: "
+                           "pip install torch (with CUDA), or drop --count-kernels") from None
+    unknown = [name for name in names if name not in contestants]
+    if unknown:
+        raise ValueError(f"--count-kernels {','.join(unknown)}: choose from {sorted(contestants)}")
+    counts = {}
+    for name in names:
+        step, sync = contestants[name]
+        for i in range(warmup):
+            step(batches[i % len(batches)])
         sync()
-    print(f"count-kernels: one step of {name} ran between cudaProfilerStart and Stop")
-    return {"contestant": name, "warmup": warmup}
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            step(batches[warmup % len(batches)])
+            sync()
+        with tempfile.TemporaryDirectory() as folder:
+            trace = Path(folder) / "trace.json"
+            prof.export_chrome_trace(str(trace))
+            events = json.loads(trace.read_text()).get("traceEvents", [])
+        kernels = Counter(e["name"] for e in events if e.get("cat") == "kernel")
+        copies = sum(e.get("cat") in ("gpu_memcpy", "gpu_memset") for e in events)
+        counts[name] = {"kernels": sum(kernels.values()), "distinct": len(kernels),
+                        "copies": copies, "top": kernels.most_common(8)}
+    print(f"\nkernels launched by one training step (after {warmup} warm-up; CUPTI via torch.profiler)")
+    print(f"{'contestant':<22}{'kernels':>8}{'distinct':>10}{'copies':>8}")
+    for name, row in counts.items():
+        print(f"{name:<22}{row['kernels']:>8}{row['distinct']:>10}{row['copies']:>8}")
+    return counts
 
 
 # ---------------------------------------------------------------------- main
@@ -429,12 +448,17 @@ def main(argv=None) -> dict:
                                                lambda: backend.synchronize(xp))
     torch_info = torch_sasrec.torch_setup(cfg)
     if torch_info["run"]:
-        for kind in cfg.kinds:
+        for kind in torch_info["kinds"]:
             model, optimizer, torch_device = torch_sasrec.torch_model(cfg, kind, cfg.device)
             contestants[f"torch/{kind}"] = (torch_sasrec.torch_step(model, optimizer, torch_device),
                                             lambda d=torch_device: torch_sasrec.torch_sync(d))
     if cfg.count_kernels:
-        return count_kernels_of_one_step(cfg.count_kernels, contestants, batches, cfg.warmup)
+        names = sorted(contestants) if cfg.count_kernels == "all" else cfg.count_kernels.split(",")
+        counts = count_kernels(names, contestants, batches, cfg.warmup)
+        common.write_json({"benchmark": "train_step --count-kernels", "config": asdict(cfg),
+                           "environment": common.environment(cfg.device), "kernels": counts},
+                          out / "kernels.json")
+        return counts
     clock = time.process_time if cfg.clock == "cpu" else time.perf_counter
     seconds = time_interleaved(contestants, batches, cfg.steps, cfg.warmup, clock)
 
@@ -448,7 +472,7 @@ def main(argv=None) -> dict:
         flops[kind] = achieved_flops(cfg, kind, profiles[kind], profiled_rows, peak["gflops"])
     if torch_info["run"]:
         torch_info["models"] = {}
-        for kind in cfg.kinds:
+        for kind in torch_info["kinds"]:
             runs = seconds[f"torch/{kind}"]
             median = common.median(runs)
             torch_info["models"][kind] = {
@@ -490,7 +514,7 @@ def main(argv=None) -> dict:
     if compared:
         print(f"this tinyhydra against the one in {compared['path']} (same steps, interleaved):")
         for kind, row in compared["models"].items():
-            print(f"  {kind:<12}{1e3 * row['seconds_per_step']:>10.2f} ms there, ratio here/there "
+            print(f"  {kind:<14}{1e3 * row['seconds_per_step']:>10.2f} ms there, ratio here/there "
                   f"{row['this_over_compared']:.3f} (medians), {row['best_this_over_compared']:.3f} "
                   "(fastest steps)")
     print(f"GEMM peak of this machine: {peak['gflops']:.1f} GFLOP/s")
@@ -513,7 +537,7 @@ def main(argv=None) -> dict:
               f"B={memory['batch']} ({memory['method']})")
         for kind in cfg.kinds:
             m = memory[kind]
-            print(f"  {kind:<10}{common.fmt_bytes(m['peak_bytes']):>12}"
+            print(f"  {kind:<14}{common.fmt_bytes(m['peak_bytes']):>12}"
                   f"   step {common.fmt(m['step_seconds'], '.3f')} s")
 
     results = {

@@ -1,75 +1,85 @@
 #!/usr/bin/env bash
-# The GPU checks in one run (on a machine with CuPy and a CUDA GPU), each step time-boxed
-# (the caps add up to 11 minutes; the last steps are the ones to drop when time is short):
-#   1. the device-parametrised tests on the cupy backend (they compare CuPy with NumPy)  <= 120 s
-#   2. kernels launched by ONE training step of tinyhydra and of its PyTorch twin, counted by
-#      Nsight Systems over the window that cupyx.profiler.profile() opens around that step
-#      (benchmarks/train_step.py --count-kernels); skipped when `nsys` is not installed      <= 4 x 45 s
-#   3. the training-step benchmark on the GPU, tinyhydra against PyTorch eager CUDA           <= 120 s
-#   4. a 3-epoch `--device gpu` training of SASRec and of HydraRecUni                         <= 2 x 90 s
-#   5. the attention-scaling benchmark on the GPU                                             <= 60 s
-# Usage: bash scripts/gpu_check.sh [DATA] [OUT]    (DATA: a SASRec-format ml-1m.txt(.gz))
-# BEFORE=<root of an older checkout> also counts the kernels of that tinyhydra (step 2: the
-# contestants compared/<kind> of train_step.py --compare-with), for a before/after table.
+# The GPU checks in one call of a lent GPU machine (CuPy, a CUDA GPU; PyTorch for the
+# comparison and the kernel counts). The timed parts run first, alone on the GPU; then the
+# decay-grid rows train side by side while the tests run:
+#   1. benchmarks/train_step.py: a training step of SASRec, HydraRecUni and DecayedHydraRecUni
+#      against PyTorch eager CUDA (and, with BEFORE, an older tinyhydra), interleaved   <= 90 s
+#   2. kernels launched by one training step of each contestant (train_step.py
+#      --count-kernels all: CUPTI through PyTorch's profiler)                            <= 90 s
+#   3. a 3-epoch `--device gpu` training of SASRec alone (seconds per epoch)             <= 60 s
+#   4. GRID_ROWS (rows of scripts/ml1m_decay_grid.sh, DEVICE=gpu) side by side, and the
+#      device-parametrised tests meanwhile; rows still training at DEADLINE seconds
+#      after the start are stopped (their last epoch's checkpoint stays)
+# Usage: [BEFORE=<older checkout root>] [GRID_ROWS="row ..."] [DEADLINE=480] \
+#          bash scripts/gpu_check.sh DATA [OUT]      (DATA: a SASRec-format ml-1m.txt(.gz))
+# SMOKE=1 runs every part on the CPU at toy sizes (no GPU needed): a check of this script.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-data=${1:-}
+data=${1:?SASRec-format ml-1m.txt(.gz)}
 out=${2:-gpu_check}
+deadline=$((SECONDS + ${DEADLINE:-480}))
 mkdir -p "$out"
-export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
-python3 -c "import cupy, numpy, tinyhydra as th; assert th.gpu_available(), 'CuPy sees no GPU'; \
-print('GPU:', th.backend.gpu_name(), '| cupy', cupy.__version__, '| numpy', numpy.__version__)" \
-  2>&1 | tee "$out/gpu.txt" || exit 1
-data_flag=()
-[ -n "$data" ] && data_flag=(--data "$data")
-
-# 1. tests
-timeout 120 python3 -m pytest -q -k "gpu" -m "not notebooks" 2>&1 | tee "$out/tests.txt"
-
-# 2. kernels per training step
-count_kernels() {  # $1: contestant (tinyhydra/softmax, torch/hydra, compared/hydra, ...), then extra flags
-  local contestant=$1 report="$out/kernels/${1//\//_}"
-  shift
-  mkdir -p "$out/kernels"
-  if ! timeout 45 nsys profile --capture-range=cudaProfilerApi \
-      --capture-range-end=stop --trace=cuda,nvtx --force-overwrite=true -o "$report" \
-      python3 benchmarks/train_step.py --device gpu --count-kernels "$contestant" --warmup 3 \
-      --matmul-n 256 --memory-len 0 "${data_flag[@]}" "$@" --out "$out/kernels" > "$report.log" 2>&1; then
-    echo "$contestant: nsys failed, see $report.log"
-    return
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+device=gpu step_flags=(--steps 15 --warmup 3 --profile-steps 2) epochs=3
+if [ -n "${SMOKE:-}" ]; then
+  device=cpu step_flags=(--quick) epochs=1
+  if [ -n "${GRID_ROWS:-}" ] && [ -d runs ]; then
+    echo "SMOKE=1 with GRID_ROWS would train into this checkout's runs/ (the CPU rows): run it in a scratch clone"
+    exit 2
   fi
-  nsys stats --quiet --report cuda_gpu_kern_sum --format csv "$report.nsys-rep" 2>> "$report.log" |
-    python3 -c 'import csv, sys
-rows = [row for row in csv.DictReader(line for line in sys.stdin if "," in line) if row.get("Instances")]
-total = sum(int(row["Instances"]) for row in rows)
-print(f"{sys.argv[1]:<20}{total:>8} kernels, {len(rows)} distinct")' "$contestant"
-}
-if command -v nsys > /dev/null; then
-  {
-    echo "kernels launched by one training step (after 3 warm-up steps; nsys cuda_gpu_kern_sum)"
-    for contestant in tinyhydra/softmax tinyhydra/hydra torch/softmax torch/hydra; do
-      count_kernels "$contestant"
-    done
-    if [ -n "${BEFORE:-}" ]; then  # compared/<kind>: the tinyhydra of the BEFORE checkout
-      for contestant in compared/softmax compared/hydra; do
-        count_kernels "$contestant" --compare-with "$BEFORE"
-      done
-    fi
-  } 2>&1 | tee "$out/kernels.txt"
 else
-  echo "nsys (Nsight Systems) not found: kernel counts skipped" | tee "$out/kernels.txt"
+  python3 -c "import cupy, numpy, tinyhydra as th; assert th.gpu_available(), 'CuPy sees no GPU'; \
+print('GPU:', th.backend.gpu_name(), '| cupy', cupy.__version__, '| numpy', numpy.__version__)" \
+    2>&1 | tee "$out/gpu.txt" || exit 1
+fi
+before=()
+[ -n "${BEFORE:-}" ] && before=(--compare-with "$BEFORE")
+part() { echo; echo "== $1 ($SECONDS s)"; }
+
+part "1. training step against PyTorch${BEFORE:+ and $BEFORE}"
+timeout 90 python3 benchmarks/train_step.py --device "$device" --data "$data" "${step_flags[@]}" \
+  --models softmax,hydra,decayed-hydra --engine-ops 0 "${before[@]}" --out "$out" 2>&1 |
+  tee "$out/train_step.txt"
+
+part "2. kernels per training step"
+if [ -n "${SMOKE:-}" ]; then
+  echo "(skipped: counting kernels needs a GPU)" | tee "$out/kernels.txt"
+else
+  timeout 90 python3 benchmarks/train_step.py --device gpu --data "$data" --count-kernels all \
+    --models softmax,hydra,decayed-hydra --warmup 3 --matmul-n 256 "${before[@]}" --out "$out" 2>&1 |
+    tee "$out/kernels.txt"
 fi
 
-# 3. training step against PyTorch eager on the same card
-timeout 120 python3 benchmarks/train_step.py --device gpu --steps 20 --memory-len 2048 "${data_flag[@]}" \
-  --out "$out" 2>&1 | tee "$out/train_step.txt"
+part "3. SASRec alone, $epochs epochs"
+timeout 60 python3 examples/train_ml1m.py --data "$data" --model sasrec --device "$device" \
+  --epochs "$epochs" --eval both --progress false --out "$out/sasrec" 2>&1 | tee "$out/train_sasrec.txt"
 
-# 4. short trainings
-for model in sasrec hydrarec-uni; do
-  timeout 90 python3 examples/train_ml1m.py "${data_flag[@]}" --model "$model" --device gpu --epochs 3 \
-    --eval both --progress false --out "$out/$model" 2>&1 | tee "$out/train_$model.txt"
+part "4. grid rows ${GRID_ROWS:-(none)} side by side, tests meanwhile"
+pids=()
+for row in ${GRID_ROWS:-}; do
+  # setsid: each row in a process group of its own, to stop it (and only it) at the deadline
+  DEVICE=$device setsid bash scripts/ml1m_decay_grid.sh "$data" "$row" > "$out/grid-$row.txt" 2>&1 &
+  pids+=($!)
 done
-
-# 5. attention scaling
-timeout 60 python3 benchmarks/attention_scaling.py --device gpu --lengths 256 1024 4096 16384 \
-  --max-gib 40 --out "$out" 2>&1 | tee "$out/attention_scaling.txt"
+test_filter=(-k gpu)
+[ -n "${SMOKE:-}" ] && test_filter=(-k "gpu and elementwise")
+timeout 240 python3 -m pytest -q -p no:cacheprovider "${test_filter[@]}" -m "not notebooks" 2>&1 |
+  tee "$out/tests.txt"
+while [ "${#pids[@]}" -gt 0 ] && [ "$SECONDS" -lt "$deadline" ]; do
+  running=()
+  for pid in "${pids[@]}"; do kill -0 "$pid" 2> /dev/null && running+=("$pid"); done
+  pids=("${running[@]}")
+  [ "${#pids[@]}" -gt 0 ] && sleep 5
+done
+for pid in "${pids[@]}"; do  # past the deadline: stop the row (it keeps its last checkpoint)
+  echo "deadline: stopping the grid row of process $pid"
+  kill -TERM -- "-$pid" 2> /dev/null
+done
+wait
+part "grid rows"
+for row in ${GRID_ROWS:-}; do
+  tail -n 1 "$out/grid-$row.txt"
+  grep '^epoch' "runs/causal-$device/$row/train.log" "runs/bidirectional-$device/$row/train.log" \
+    2> /dev/null | tail -n 1
+done
+part "done"

@@ -8,6 +8,8 @@
 # Usage: bash scripts/ml1m_decay_grid.sh DATA [ROW ...]     (no ROW: every row, one after another)
 #   DATA: SASRec-format ml-1m.txt(.gz); ROW: a name below, e.g. sasrec hydrarec-uni-decay
 # Run two rows at once on a 2-core machine, each with one BLAS thread (set here).
+# DEVICE=gpu trains on CuPy instead, into runs/<direction>-gpu/<row> and
+# results/decay-grid-gpu-<row>.json (a GPU row is a run of its own, never mixed with a CPU one).
 # DRY_RUN=1 prints each row's command instead of running it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -47,11 +49,13 @@ run() {  # run ROW
   local row=$1 spec=${rows[$1]:?unknown row $1 (see the list in this script)}
   local direction=${spec%% *} flags=${spec#* }
   local -n recipe=$direction
-  local out="runs/$direction/$row" resume=()
+  local device=${DEVICE:-cpu} suffix="" resume=() on=()
+  [ "$device" = cpu ] || { suffix="-$device"; on=(--device "$device"); }
+  local out="runs/$direction$suffix/$row" result="results/decay-grid$suffix-$row.json"
   [ -f "$out/checkpoint.npz" ] && resume=(--resume)
   # shellcheck disable=SC2206  # $flags is a list of flags
-  local command=(examples/train_ml1m.py --data "$data" "${recipe[@]}" $flags --progress false
-                 --out "$out" "${resume[@]}")
+  local command=(examples/train_ml1m.py --data "$data" "${recipe[@]}" $flags "${on[@]}"
+                 --progress false --out "$out" "${resume[@]}")
   if [ -n "${DRY_RUN:-}" ]; then  # print the command instead (tests check every row's flags)
     echo "${command[*]}"
     return
@@ -60,7 +64,7 @@ run() {  # run ROW
   python3 "${command[@]}" >> "$out/train.log" 2>&1
   local status=$?
   if [ "$status" -eq 0 ]; then
-    cp "$out/metrics.json" "results/decay-grid-$row.json"
+    cp "$out/metrics.json" "$result"
   fi
   echo "$row: exit $status ($(grep -c '^epoch' "$out/train.log") epochs logged)"
 }

@@ -231,13 +231,21 @@ def test_tiny_preset_and_count_kernels_needs_a_gpu(train_step):
         train_step.Config(count_kernels="tinyhydra/hydra")
 
 
-def test_count_kernels_runs_one_marked_gpu_step(train_step, accelerator, tmp_path):
-    """On a GPU: the step between cudaProfilerStart and Stop runs (nsys counts it; see
-    scripts/gpu_check.sh). Skipped without CuPy and a GPU."""
-    result = train_step.main(["--quick", "--device", accelerator, "--count-kernels", "tinyhydra/hydra",
+def test_count_kernels_counts_the_kernels_of_one_step(train_step, accelerator, tmp_path):
+    """On a GPU with PyTorch: one step of each named contestant launches kernels, CuPy's
+    as well as PyTorch's, and a step of the same model launches as many each time.
+    Skipped without CuPy and a GPU, or without PyTorch."""
+    pytest.importorskip("torch")
+    names = "tinyhydra/hydra,torch/hydra"
+    counts = train_step.main(["--quick", "--torch", "--device", accelerator, "--count-kernels", names,
                               "--out", str(tmp_path)])
-    assert result == {"contestant": "tinyhydra/hydra", "warmup": 1}
-    with pytest.raises(ValueError, match="choose one of"):
+    assert set(counts) == set(names.split(","))
+    assert all(row["kernels"] > 20 and row["distinct"] > 5 for row in counts.values())
+    again = train_step.main(["--quick", "--device", accelerator, "--count-kernels", "tinyhydra/hydra",
+                             "--out", str(tmp_path)])
+    assert again["tinyhydra/hydra"]["kernels"] == counts["tinyhydra/hydra"]["kernels"]
+    assert (tmp_path / "kernels.json").exists()
+    with pytest.raises(ValueError, match="choose from"):
         train_step.main(["--quick", "--device", accelerator, "--count-kernels", "tinyhydra/nope",
                          "--out", str(tmp_path)])
 

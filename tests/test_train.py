@@ -375,14 +375,18 @@ def test_sigterm_from_another_process_saves_a_checkpoint(dataset, tmp_path):
     assert checkpoint.load(tmp_path / "checkpoint.npz")["state"]["epochs_done"] >= 0
 
 
-def test_every_row_of_the_decay_grid_has_valid_flags(script):
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+def test_every_row_of_the_decay_grid_has_valid_flags(script, device):
     """scripts/ml1m_decay_grid.sh: each row's command parses and passes the config checks,
-    and each row trains its own model into its own folder."""
+    and each row trains its own model into its own folder; DEVICE=gpu rows train on the
+    GPU into folders of their own (never a CPU row's checkpoint)."""
     grid = Path(__file__).resolve().parents[1] / "scripts" / "ml1m_decay_grid.sh"
-    printed = subprocess.run(["bash", str(grid), "DATA"], env={**os.environ, "DRY_RUN": "1"},
+    printed = subprocess.run(["bash", str(grid), "DATA"], env={**os.environ, "DRY_RUN": "1", "DEVICE": device},
                              capture_output=True, text=True, check=True).stdout.splitlines()
     assert len(printed) == 13
     for line in printed:
         config, _ = script.parse_args(line.split()[1:])
         assert Path(config.out).name.startswith(config.model), line
+        assert config.device == device, line
+        assert Path(config.out).parent.name.endswith("-gpu") == (device == "gpu"), line
     assert len({line.split("--out ")[1].split()[0] for line in printed}) == len(printed)
