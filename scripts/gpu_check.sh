@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The GPU checks in one call of a lent GPU machine (CuPy, a CUDA GPU; PyTorch for the
 # comparison and the kernel counts). The timed parts run first, alone on the GPU; then the
-# decay-grid rows train side by side while the tests run:
+# decay-grid rows train side by side while the kernels are counted and the tests run:
 #   1. benchmarks/train_step.py: a training step of SASRec, HydraRecUni and DecayedHydraRecUni
-#      against PyTorch eager CUDA (and, with BEFORE, an older tinyhydra), interleaved   <= 90 s
-#   2. kernels launched by one training step of each contestant (train_step.py
+#      against PyTorch eager CUDA (and, with BEFORE, an older tinyhydra), interleaved  <= 120 s
+#   2. a 3-epoch `--device gpu` training of SASRec alone (seconds per epoch)             <= 60 s
+#   3. GRID_ROWS (rows of scripts/ml1m_decay_grid.sh, DEVICE=gpu) start side by side; rows
+#      still training DEADLINE seconds after the start are stopped (each keeps its last
+#      epoch's checkpoint, so the same command later continues it)
+#   4. meanwhile: kernels launched by one training step of each contestant (train_step.py
 #      --count-kernels all: CUPTI through PyTorch's profiler)                            <= 90 s
-#   3. a 3-epoch `--device gpu` training of SASRec alone (seconds per epoch)             <= 60 s
-#   4. GRID_ROWS (rows of scripts/ml1m_decay_grid.sh, DEVICE=gpu) side by side, and the
-#      device-parametrised tests meanwhile; rows still training at DEADLINE seconds
-#      after the start are stopped (their last epoch's checkpoint stays)
+#   5. meanwhile: the device-parametrised tests                                          <= 240 s
 # Usage: [BEFORE=<older checkout root>] [GRID_ROWS="row ..."] [DEADLINE=480] \
 #          bash scripts/gpu_check.sh DATA [OUT]      (DATA: a SASRec-format ml-1m.txt(.gz))
 # SMOKE=1 runs every part on the CPU at toy sizes (no GPU needed): a check of this script.
@@ -20,7 +21,7 @@ out=${2:-gpu_check}
 deadline=$((SECONDS + ${DEADLINE:-480}))
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-device=gpu step_flags=(--steps 15 --warmup 3 --profile-steps 2) epochs=3
+device=gpu step_flags=(--steps 15 --warmup 3 --profile-steps 1 --memory-len 0) epochs=3
 if [ -n "${SMOKE:-}" ]; then
   device=cpu step_flags=(--quick) epochs=1
   if [ -n "${GRID_ROWS:-}" ] && [ -d runs ]; then
@@ -37,11 +38,22 @@ before=()
 part() { echo; echo "== $1 ($SECONDS s)"; }
 
 part "1. training step against PyTorch${BEFORE:+ and $BEFORE}"
-timeout 90 python3 benchmarks/train_step.py --device "$device" --data "$data" "${step_flags[@]}" \
+timeout 120 python3 benchmarks/train_step.py --device "$device" --data "$data" "${step_flags[@]}" \
   --models softmax,hydra,decayed-hydra --engine-ops 0 "${before[@]}" --out "$out" 2>&1 |
   tee "$out/train_step.txt"
 
-part "2. kernels per training step"
+part "2. SASRec alone, $epochs epochs"
+timeout 60 python3 examples/train_ml1m.py --data "$data" --model sasrec --device "$device" \
+  --epochs "$epochs" --eval both --progress false --out "$out/sasrec" 2>&1 | tee "$out/train_sasrec.txt"
+
+part "3. grid rows ${GRID_ROWS:-(none)} side by side, kernels and tests meanwhile"
+pids=()
+for row in ${GRID_ROWS:-}; do
+  # setsid: each row in a process group of its own, to stop it (and only it) at the deadline
+  DEVICE=$device setsid bash scripts/ml1m_decay_grid.sh "$data" "$row" > "$out/grid-$row.txt" 2>&1 &
+  pids+=($!)
+done
+part "4. kernels per training step (counts do not depend on the load)"
 if [ -n "${SMOKE:-}" ]; then
   echo "(skipped: counting kernels needs a GPU)" | tee "$out/kernels.txt"
 else
@@ -50,17 +62,7 @@ else
     tee "$out/kernels.txt"
 fi
 
-part "3. SASRec alone, $epochs epochs"
-timeout 60 python3 examples/train_ml1m.py --data "$data" --model sasrec --device "$device" \
-  --epochs "$epochs" --eval both --progress false --out "$out/sasrec" 2>&1 | tee "$out/train_sasrec.txt"
-
-part "4. grid rows ${GRID_ROWS:-(none)} side by side, tests meanwhile"
-pids=()
-for row in ${GRID_ROWS:-}; do
-  # setsid: each row in a process group of its own, to stop it (and only it) at the deadline
-  DEVICE=$device setsid bash scripts/ml1m_decay_grid.sh "$data" "$row" > "$out/grid-$row.txt" 2>&1 &
-  pids+=($!)
-done
+part "5. tests on the GPU"
 test_filter=(-k gpu)
 [ -n "${SMOKE:-}" ] && test_filter=(-k "gpu and elementwise")
 timeout 240 python3 -m pytest -q -p no:cacheprovider "${test_filter[@]}" -m "not notebooks" 2>&1 |
