@@ -17,6 +17,16 @@ two levels:
    itself the same recurrence over the L / C chunk totals with decay a^C (a recursive
    call); chunk c then adds a^(j+1) * state to its position j.
 
+Level 1 has two forms, the same sum (``method``):
+
+* ``"loop"`` (NumPy's default): the C - 1 steps above, the fewest operations;
+* ``"matmul"`` (CuPy's default): chunks of C = 64 and one product per chunk with the
+  lower-triangular matrix P[i, j] = a^(i-j), j <= i, i.e. y_chunk = P x_chunk, the
+  parallel form of RetNet's and gated linear attention's chunkwise training. It does C
+  times the arithmetic, but in a few large kernels: on a GPU a step of the loop is one
+  kernel launch (31 of them per sum at L = 200), and launches, not arithmetic, are
+  what a short sequence costs there.
+
 Every power a^n has n >= 0, so nothing overflows (the a^i * cumsum(a^-t x_t) trick
 overflows for small a), and powers below the dtype's smallest normal number are set to
 0: subnormal arithmetic is slow, and they change no result above that size.
@@ -32,7 +42,9 @@ from . import backend
 
 __all__ = ["prefix_sum", "reverse_prefix_sum"]
 
-DIRECT = 32  # sequences this short are one chunk
+DIRECT = 32  # sequences this short are one chunk (the loop form)
+MATMUL_CHUNK = 64  # chunk length of the matrix form
+METHODS = ("loop", "matmul")
 
 
 def _flush_subnormal(powers, dtype):
@@ -43,30 +55,53 @@ def _flush_subnormal(powers, dtype):
     return xp.where(powers < tiny, xp.zeros((), dtype), powers)
 
 
-def prefix_sum(x, decay=None):
+def _chunk_matrix(decay, chunk, dtype, xp):
+    """P[i, j] = a^(i-j) for j <= i, else 0: (C, C) for a = 1, (D, C, C) for a decay (D,)."""
+    gap = xp.arange(chunk)[:, None] - xp.arange(chunk)[None, :]  # (C, C) i - j
+    if decay is None:
+        return (gap >= 0).astype(dtype)
+    powers = _flush_subnormal(decay[:, None, None] ** xp.maximum(gap, 0), dtype)  # (D, C, C)
+    return xp.where(gap >= 0, powers, xp.zeros((), dtype))
+
+
+def prefix_sum(x, decay=None, method=None):
     """y_i = a * y_{i-1} + x_i along axis -2 (y_0 = x_0): sum_{t<=i} a^(i-t) x_t.
 
     x (..., L, D) float; decay None (a = 1, the plain cumsum) or an array (D,) of
-    values in [0, 1] in x's dtype. Returns a new array of x's shape and dtype.
+    values in [0, 1] in x's dtype; method "loop" or "matmul" (the level-1 form, see the
+    module docstring; None: "loop" on NumPy, "matmul" on CuPy). Returns a new array of
+    x's shape and dtype.
     """
     xp = backend.get_array_module(x)
+    if method is None:
+        method = "matmul" if backend.is_gpu_array(x) else "loop"
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     length, dim = x.shape[-2:]
-    chunk = length if length <= DIRECT else max(DIRECT, math.isqrt(length))
+    if method == "matmul":
+        chunk = min(length, MATMUL_CHUNK)
+    else:
+        chunk = length if length <= DIRECT else max(DIRECT, math.isqrt(length))
     count = -(-length // chunk)
     pad = count * chunk - length  # zeros at the end change no earlier position
     if pad:
         x = xp.concatenate([x, xp.zeros(x.shape[:-2] + (pad, dim), dtype=x.dtype)], axis=-2)
-    y = x.reshape(x.shape[:-2] + (count, chunk, dim)).copy()  # (..., n, C, D)
-    scaled = xp.empty_like(y[..., 0, :]) if decay is not None else None
-    for j in range(1, chunk):  # level 1: the recurrence inside every chunk at once
-        if decay is None:
-            y[..., j, :] += y[..., j - 1, :]
-        else:
-            xp.multiply(y[..., j - 1, :], decay, out=scaled)
-            y[..., j, :] += scaled
+    y = x.reshape(x.shape[:-2] + (count, chunk, dim))  # (..., n, C, D)
+    if method == "matmul":  # level 1: one product per chunk, y = P x
+        matrix = _chunk_matrix(decay, chunk, x.dtype, xp)
+        y = matrix @ y if decay is None else xp.einsum("dij,...jd->...id", matrix, y)
+    else:
+        y = y.copy()
+        scaled = xp.empty_like(y[..., 0, :]) if decay is not None else None
+        for j in range(1, chunk):  # level 1: the recurrence inside every chunk at once
+            if decay is None:
+                y[..., j, :] += y[..., j - 1, :]
+            else:
+                xp.multiply(y[..., j - 1, :], decay, out=scaled)
+                y[..., j, :] += scaled
     if count > 1:  # level 2: the states carried between chunks
         chunk_decay = None if decay is None else _flush_subnormal(decay**chunk, x.dtype)
-        ends = prefix_sum(y[..., -1, :], chunk_decay)  # (..., n, D) y at each chunk's end
+        ends = prefix_sum(y[..., -1, :], chunk_decay, method)  # (..., n, D) y at each chunk's end
         carried = ends[..., :-1, None, :]  # (..., n-1, 1, D) entering chunks 1..n-1
         if decay is not None:
             steps = xp.arange(1, chunk + 1)[:, None]  # (C, 1)
@@ -76,7 +111,7 @@ def prefix_sum(x, decay=None):
     return y[..., :length, :] if pad else y
 
 
-def reverse_prefix_sum(x, decay=None):
+def reverse_prefix_sum(x, decay=None, method=None):
     """r_t = sum_{i>=t} a^(i-t) x_i: the adjoint (backward) of :func:`prefix_sum`."""
     xp = backend.get_array_module(x)
-    return xp.flip(prefix_sum(xp.flip(x, -2), decay), -2)
+    return xp.flip(prefix_sum(xp.flip(x, -2), decay, method), -2)
