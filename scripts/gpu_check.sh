@@ -4,6 +4,7 @@
 # decay-grid rows train side by side while the kernels are counted and the tests run:
 #   1. benchmarks/train_step.py: a training step of SASRec, HydraRecUni and DecayedHydraRecUni
 #      against PyTorch eager CUDA (and, with BEFORE, an older tinyhydra), interleaved  <= 120 s
+#   1b. benchmarks/scan_forms.py: the prefix sum's loop and matrix forms                <= 60 s
 #   2. a 3-epoch `--device gpu` training of SASRec alone (seconds per epoch)             <= 60 s
 #   3. GRID_ROWS (rows of scripts/ml1m_decay_grid.sh, DEVICE=gpu) start side by side; rows
 #      still training DEADLINE seconds after the start are stopped (each keeps its last
@@ -41,6 +42,12 @@ part "1. training step against PyTorch${BEFORE:+ and $BEFORE}"
 timeout 120 python3 benchmarks/train_step.py --device "$device" --data "$data" "${step_flags[@]}" \
   --models softmax,hydra,decayed-hydra --engine-ops 0 "${before[@]}" --out "$out" 2>&1 |
   tee "$out/train_step.txt"
+
+part "1b. the two forms of the prefix sum (tinyhydra.scan)"
+scan_flags=()
+[ -n "${SMOKE:-}" ] && scan_flags=(--quick)
+timeout 60 python3 benchmarks/scan_forms.py --device "$device" "${scan_flags[@]}" --out "$out" 2>&1 |
+  tee "$out/scan_forms.txt"
 
 part "2. SASRec alone, $epochs epochs"
 timeout 60 python3 examples/train_ml1m.py --data "$data" --model sasrec --device "$device" \

@@ -264,3 +264,13 @@ def test_compare_with_times_another_checkout_side_by_side(train_step, tmp_path):
         assert positive_finite(row["this_over_compared"]) and positive_finite(row["best_this_over_compared"])
     with pytest.raises(FileNotFoundError, match="no tinyhydra/__init__.py"):
         train_step.load_compared_tinyhydra(str(tmp_path))
+
+
+def test_scan_forms_quick_times_both_forms_that_agree(tmp_path):
+    script = load_benchmark("scan_forms")
+    results = script.main(["--quick", "--out", str(tmp_path)])
+    assert (tmp_path / "scan_forms.json").exists()
+    assert len(results["rows"]) == 4  # two shapes, plain and decayed
+    for row in results["rows"]:
+        assert set(row["ms"]) == {"loop", "matmul"} and all(positive_finite(ms) for ms in row["ms"].values())
+        assert row["max_difference"] < 1e-4

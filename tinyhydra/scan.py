@@ -89,7 +89,11 @@ def prefix_sum(x, decay=None, method=None):
     y = x.reshape(x.shape[:-2] + (count, chunk, dim))  # (..., n, C, D)
     if method == "matmul":  # level 1: one product per chunk, y = P x
         matrix = _chunk_matrix(decay, chunk, x.dtype, xp)
-        y = matrix @ y if decay is None else xp.einsum("dij,...jd->...id", matrix, y)
+        if decay is None:
+            y = matrix @ y  # (C, C) @ (..., n, C, D)
+        else:  # one product per feature: (D, C, C) @ (D, C, M), M = every chunk of every row
+            columns = y.reshape(-1, chunk, dim).transpose(2, 1, 0)  # (D, C, M)
+            y = (matrix @ columns).transpose(2, 1, 0).reshape(y.shape)
     else:
         y = y.copy()
         scaled = xp.empty_like(y[..., 0, :]) if decay is not None else None
