@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # The GPU checks in one call of a lent GPU machine (CuPy, a CUDA GPU; PyTorch for the
 # comparison and the kernel counts). The timed parts run first, alone on the GPU; then the
-# decay-grid rows train side by side while the kernels are counted and the tests run:
+# decay-grid rows train while the kernels are counted and the tests run:
 #   1. benchmarks/train_step.py: a training step of SASRec, HydraRecUni and DecayedHydraRecUni
 #      against PyTorch eager CUDA (and, with BEFORE, an older tinyhydra), interleaved  <= 120 s
 #   1b. benchmarks/scan_forms.py: the prefix sum's loop and matrix forms                <= 60 s
 #   2. a 3-epoch `--device gpu` training of SASRec alone (seconds per epoch)             <= 60 s
-#   3. GRID_ROWS (rows of scripts/ml1m_decay_grid.sh, DEVICE=gpu) start side by side; rows
-#      still training DEADLINE seconds after the start are stopped (each keeps its last
-#      epoch's checkpoint, so the same command later continues it)
+#   3. GRID_ROWS (rows of scripts/ml1m_decay_grid.sh, DEVICE=gpu) train one after another,
+#      or in GRID_PARALLEL chains side by side (on one H200, ten rows side by side ran about
+#      1.2 epochs per second in all, one row alone 1.7); rows still training DEADLINE
+#      seconds after the start are stopped (each keeps its last epoch's checkpoint, so the
+#      same command later continues it)
 #   4. meanwhile: kernels launched by one training step of each contestant (train_step.py
 #      --count-kernels all: CUPTI through PyTorch's profiler)                            <= 90 s
 #   5. meanwhile: the device-parametrised tests                                          <= 240 s
-# Usage: [BEFORE=<older checkout root>] [GRID_ROWS="row ..."] [DEADLINE=480] \
+# Usage: [BEFORE=<older checkout root>] [GRID_ROWS="row ..."] [GRID_PARALLEL=1] [DEADLINE=480] \
 #          bash scripts/gpu_check.sh DATA [OUT]      (DATA: a SASRec-format ml-1m.txt(.gz))
 # SMOKE=1 runs every part on the CPU at toy sizes (no GPU needed): a check of this script.
 set -uo pipefail
@@ -53,11 +55,16 @@ part "2. SASRec alone, $epochs epochs"
 timeout 60 python3 examples/train_ml1m.py --data "$data" --model sasrec --device "$device" \
   --epochs "$epochs" --eval both --progress false --out "$out/sasrec" 2>&1 | tee "$out/train_sasrec.txt"
 
-part "3. grid rows ${GRID_ROWS:-(none)} side by side, kernels and tests meanwhile"
+read -ra grid_rows <<< "${GRID_ROWS:-}"
+parallel=${GRID_PARALLEL:-1}
+part "3. grid rows ${GRID_ROWS:-(none)}, $parallel at a time; kernels and tests meanwhile"
 pids=()
-for row in ${GRID_ROWS:-}; do
-  # setsid: each row in a process group of its own, to stop it (and only it) at the deadline
-  DEVICE=$device setsid bash scripts/ml1m_decay_grid.sh "$data" "$row" > "$out/grid-$row.txt" 2>&1 &
+for ((chain = 0; chain < parallel && chain < ${#grid_rows[@]}; chain++)); do
+  chain_rows=()  # rows chain, chain + parallel, ...: one after another
+  for ((i = chain; i < ${#grid_rows[@]}; i += parallel)); do chain_rows+=("${grid_rows[i]}"); done
+  # setsid: each chain in a process group of its own, to stop it (and only it) at the deadline
+  DEVICE=$device setsid bash scripts/ml1m_decay_grid.sh "$data" "${chain_rows[@]}" \
+    > "$out/grid-chain-$chain.txt" 2>&1 &
   pids+=($!)
 done
 part "4. kernels per training step (counts do not depend on the load)"
@@ -80,14 +87,14 @@ while [ "${#pids[@]}" -gt 0 ] && [ "$SECONDS" -lt "$deadline" ]; do
   pids=("${running[@]}")
   [ "${#pids[@]}" -gt 0 ] && sleep 5
 done
-for pid in "${pids[@]}"; do  # past the deadline: stop the row (it keeps its last checkpoint)
-  echo "deadline: stopping the grid row of process $pid"
+for pid in "${pids[@]}"; do  # past the deadline: stop the chain (its row keeps its last checkpoint)
+  echo "deadline: stopping the grid chain of process $pid"
   kill -TERM -- "-$pid" 2> /dev/null
 done
 wait
 part "grid rows"
-for row in ${GRID_ROWS:-}; do
-  tail -n 1 "$out/grid-$row.txt"
+cat "$out"/grid-chain-*.txt 2> /dev/null
+for row in "${grid_rows[@]}"; do
   grep '^epoch' "runs/causal-$device/$row/train.log" "runs/bidirectional-$device/$row/train.log" \
     2> /dev/null | tail -n 1
 done
