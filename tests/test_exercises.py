@@ -48,6 +48,10 @@ WRONG = {
                        lambda x, a, h: (h * np.cumsum(x, axis=-2)).reshape(-1, x.shape[-1]).sum(0)],
     "bidirectional_context": [lambda u, a0, a1: ANSWERS["bidirectional_context"](u, a0, a1) + u,  # diagonal twice
                               lambda u, a0, a1: ANSWERS["bidirectional_context"](u, a1, a0)],  # sides swapped
+    "chunk_decay_matrix": [  # a mask multiplied in: inf * 0 above the diagonal; the transpose; no 0^0 = 1
+        lambda a, c: np.tril(np.ones((c, c))) * a[:, None, None] ** np.subtract.outer(np.arange(c), np.arange(c)),
+        lambda a, c: np.swapaxes(ANSWERS["chunk_decay_matrix"](a, c), 1, 2),
+        lambda a, c: np.where(np.tri(c, k=-1) > 0, ANSWERS["chunk_decay_matrix"](a, c), 0.0)],
     "attention_mask": [lambda ids, causal: np.broadcast_to(np.tril(np.ones((ids.shape[1],) * 2, dtype=bool)),
                                                            (len(ids),) + (ids.shape[1],) * 2)],
     "rank_of_target": [lambda s, t, ex: int((np.delete(s, t)[1:] > s[t]).sum()),  # ties in the target's favour

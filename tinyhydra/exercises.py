@@ -28,6 +28,7 @@ Exercises by notebook (the argument names say what the function receives)::
     05  ndcg_at_k(ranks, k), hit_rate_at_k(ranks, k)
     06  decay_gradient(x, a, h)                     d/da of sum(h * y), y the decayed prefix sum of x
         bidirectional_context(u, a0, a1)            sum_{t<=i} a0^(i-t) u_t + sum_{t>i} a1^(t-i) u_t
+        chunk_decay_matrix(a, chunk)                (D, C, C): P[f, i, j] = a_f^(i-j) for j <= i, else 0
 """
 from __future__ import annotations
 
@@ -273,6 +274,17 @@ def _check_bidirectional_context(fn):
     return len(cases)
 
 
+def _check_chunk_decay_matrix(fn):
+    cases = [("a = 1: ones on and below the diagonal", np.ones(3), 4), ("a = 0: the identity", np.zeros(2), 5),
+             ("a per feature: 0, 0.5, 0.9, 1", np.array([0.0, 0.5, 0.9, 1.0]), 6), ("C = 1", np.array([0.3, 0.7]), 1),
+             ("a = 1e-6, C = 64: a^(i-j) above the diagonal would overflow", np.full(2, 1e-6), 64)]
+    for label, a, chunk in cases:
+        lag = np.subtract.outer(np.arange(chunk), np.arange(chunk))  # (C, C) i - j
+        expected = np.where(lag >= 0, a[:, None, None] ** np.abs(lag), 0.0)  # (D, C, C)
+        expect(label, expected, call(label, fn, a, chunk), "P")
+    return len(cases)
+
+
 # ----------------------------------------------------------------- 04 encoders
 def _check_attention_mask(fn):
     ids = np.array([[5, 2, 7, 1], [0, 0, 3, 4], [0, 0, 0, 9]])  # (B, L) left-padded
@@ -335,6 +347,7 @@ EXERCISES = {
     "hit_rate_at_k": (lambda fn: _check_metric(fn, "HR"), "metrics.metrics_from_ranks"),
     "decay_gradient": (_check_decay_gradient, "the autograd of the explicit decay matrices"),
     "bidirectional_context": (_check_bidirectional_context, "decayed_hydra_attention_reference"),
+    "chunk_decay_matrix": (_check_chunk_decay_matrix, "P[f, i, j] = a_f^(i-j) below the diagonal, 0 above"),
 }
 
 

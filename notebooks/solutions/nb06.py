@@ -1,7 +1,8 @@
-"""Answers to 06_decayed_hydra.ipynb: the decay's gradient and the bidirectional decayed context."""
+"""Answers to 06_decayed_hydra.ipynb: the decay's gradient, the bidirectional decayed context and
+one chunk's decay matrix."""
 import numpy as np
 
-__all__ = ["decay_gradient", "bidirectional_context"]
+__all__ = ["decay_gradient", "bidirectional_context", "chunk_decay_matrix"]
 
 
 def _prefix(x, a):
@@ -24,3 +25,11 @@ def bidirectional_context(u, a0, a1):
     """Earlier keys (t <= i) with a0, later ones (t > i) with a1: P_a0 u + P_a1^T u - u."""
     later = _prefix(u[..., ::-1, :], a1)[..., ::-1, :]
     return _prefix(u, a0) + later - u
+
+
+def chunk_decay_matrix(a, chunk):
+    """P[f, i, j] = a_f^(i-j) below the diagonal: the exponent is clipped at 0 first, so no
+    negative power is ever taken (a^(i-j) for j > i overflows for small a), then masked."""
+    lag = np.arange(chunk)[:, None] - np.arange(chunk)[None, :]  # (C, C) i - j
+    powers = np.asarray(a, dtype=np.float64)[:, None, None] ** np.maximum(lag, 0)  # (D, C, C)
+    return np.where(lag >= 0, powers, 0.0)
