@@ -375,14 +375,19 @@ def test_sigterm_from_another_process_saves_a_checkpoint(dataset, tmp_path):
     assert checkpoint.load(tmp_path / "checkpoint.npz")["state"]["epochs_done"] >= 0
 
 
+def grid_commands(device):
+    """The training command of every row of scripts/ml1m_decay_grid.sh (its DRY_RUN output)."""
+    grid = ROOT / "scripts" / "ml1m_decay_grid.sh"
+    return subprocess.run(["bash", str(grid), "DATA"], env={**os.environ, "DRY_RUN": "1", "DEVICE": device},
+                          capture_output=True, text=True, check=True).stdout.splitlines()
+
+
 @pytest.mark.parametrize("device", ["cpu", "gpu"])
 def test_every_row_of_the_decay_grid_has_valid_flags(script, device):
     """scripts/ml1m_decay_grid.sh: each row's command parses and passes the config checks,
     and each row trains its own model into its own folder; DEVICE=gpu rows train on the
     GPU into folders of their own (never a CPU row's checkpoint)."""
-    grid = Path(__file__).resolve().parents[1] / "scripts" / "ml1m_decay_grid.sh"
-    printed = subprocess.run(["bash", str(grid), "DATA"], env={**os.environ, "DRY_RUN": "1", "DEVICE": device},
-                             capture_output=True, text=True, check=True).stdout.splitlines()
+    printed = grid_commands(device)
     assert len(printed) == 13
     for line in printed:
         config, _ = script.parse_args(line.split()[1:])
@@ -390,3 +395,55 @@ def test_every_row_of_the_decay_grid_has_valid_flags(script, device):
         assert config.device == device, line
         assert Path(config.out).parent.name.endswith("-gpu") == (device == "gpu"), line
     assert len({line.split("--out ")[1].split()[0] for line in printed}) == len(printed)
+
+
+def grid_rows_of_the_script():
+    """The row names scripts/ml1m_decay_grid.sh trains (their run folders' names)."""
+    return [Path(line.split("--out ")[1].split()[0]).name for line in grid_commands("cpu")]
+
+
+def fake_metrics(out, epochs_run, best, stop="epochs", max_len=200):
+    history = [{"epoch": e, "loss": 1.0, "seconds": 1.0,
+                **({"valid": {"full/NDCG@10": e / 1000}} if e % 2 == 0 else {})} for e in range(1, epochs_run + 1)]
+    test = {"full/NDCG@10": 0.12345, "full/HR@10": 0.2, "sampled/HR@10": 0.7, "sampled/NDCG@10": 0.5}
+    return {"config": {"out": out, "max_len": max_len}, "epochs_run": epochs_run, "best_epoch": best,
+            "stop_reason": stop, "seconds_per_epoch": 12.34, "test": test, "history": history}
+
+
+def test_grid_table_orders_rows_by_the_grid_and_marks_early_stops(tmp_path):
+    """scripts/grid_table.py: ORDER names exactly the grid script's rows; a finished row gets
+    one line (its L, epochs with the best one, an early stop said), validation every 10 epochs
+    with '-' after a row stopped; GPU rows and directions are kept apart."""
+    grid_table = load_script("scripts", "grid_table")
+    assert sorted(grid_table.ORDER) == sorted(grid_rows_of_the_script())
+    rows = {"decay-grid-hydrarec-uni-decay": fake_metrics("runs/causal/hydrarec-uni-decay", 30, 28),
+            "decay-grid-sasrec": fake_metrics("runs/causal/sasrec", 20, 14, stop="early stopping"),
+            "decay-grid-bert4rec": fake_metrics("runs/bidirectional/bert4rec", 10, 10),
+            "decay-grid-gpu-sasrec-len800": fake_metrics("runs/causal-gpu/sasrec-len800", 10, 9, max_len=800)}
+    for name, metrics in rows.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(metrics))
+    lines = grid_table.main(["--results", str(tmp_path)])
+    assert lines[2] == ("| sasrec | 200 | 20 (14), early stop | 12.3 | 0.1235 | 0.2000 | 0.7000 | 0.5000 | "
+                        "[json](../results/decay-grid-sasrec.json) |")
+    assert [line.split(" | ")[0] for line in lines[2:5]] == ["| sasrec", "| hydrarec-uni-decay", "| bert4rec"]
+    assert "| sasrec | 0.0100 | 0.0200 | - |" in lines
+    assert "| hydrarec-uni-decay | 0.0100 | 0.0200 | 0.0300 |" in lines
+    assert "| bert4rec | 0.0100 |" in lines
+    gpu = grid_table.main(["--results", str(tmp_path), "--device", "gpu", "--valid-every", "0"])
+    assert len(gpu) == 3 and gpu[2].startswith("| sasrec-len800 | 800 | 10 (9) |")
+    assert "decay-grid-gpu-sasrec-len800.json" in gpu[2]
+    bidirectional = grid_table.main(["--results", str(tmp_path), "--direction", "bidirectional"])
+    assert [line.split(" | ")[0] for line in bidirectional if line.startswith("| b")] == ["| bert4rec"] * 2
+    with pytest.raises(SystemExit, match="no finished gpu rows"):
+        grid_table.main(["--results", str(tmp_path / "empty"), "--device", "gpu"])
+
+
+@pytest.mark.parametrize("device", ["cpu", "gpu"])
+def test_results_page_holds_every_finished_grid_row(device):
+    """docs/results.md shows the finished rows as scripts/grid_table.py prints them from
+    results/decay-grid-*.json: a row trained or retrained without updating the page fails here."""
+    grid_table = load_script("scripts", "grid_table")
+    page = (ROOT / "docs" / "results.md").read_text().splitlines()
+    rows = grid_table.finished_rows(ROOT / "results", device)
+    missing = [line for line in grid_table.test_table(rows, device)[2:] if line not in page]
+    assert not missing, f"docs/results.md lacks (paste `python scripts/grid_table.py --device {device}`): {missing}"
