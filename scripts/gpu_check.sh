@@ -94,8 +94,10 @@ done
 wait
 part "grid rows"
 cat "$out"/grid-chain-*.txt 2> /dev/null
+suffix=-$device
+[ "$device" = cpu ] && suffix=""  # SMOKE=1: the rows are CPU rows (scripts/ml1m_decay_grid.sh)
 for row in "${grid_rows[@]}"; do
-  grep '^epoch' "runs/causal-$device/$row/train.log" "runs/bidirectional-$device/$row/train.log" \
+  grep '^epoch' "runs/causal$suffix/$row/train.log" "runs/bidirectional$suffix/$row/train.log" \
     2> /dev/null | tail -n 1
 done
 part "done"
