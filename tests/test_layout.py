@@ -85,7 +85,7 @@ def test_attention_ops_share_the_masking_helpers(name):
 def test_shared_helpers_are_defined_once():
     """No copies: each shared helper has one definition in the package."""
     helpers = {"raw", "_raw", "check_qkv", "check_float", "as_bool_mask", "causal_mask",
-               "reverse_cumsum", "zero_masked_keys", "sigmoid"}
+               "prefix_sum", "reverse_prefix_sum", "zero_masked_keys", "sigmoid"}
     definitions = {}
     for name in package_modules():
         tree = ast.parse((PACKAGE / name).read_text())

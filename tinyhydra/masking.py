@@ -20,7 +20,7 @@ from .tensor import raw
 
 __all__ = [
     "check_float", "check_qkv", "as_bool_mask", "causal_mask", "zero_masked_keys",
-    "reverse_cumsum", "rowdot", "swap_last",
+    "rowdot", "swap_last",
 ]
 
 
@@ -113,16 +113,6 @@ def zero_masked_keys(x, key_mask):
         return x
     xp = backend.get_array_module(x)
     return xp.where(key_mask[..., None], x, xp.zeros((), dtype=x.dtype))
-
-
-def reverse_cumsum(x, axis):
-    """r_t = sum_{i >= t} x_i along ``axis``: the adjoint (backward) of a prefix sum.
-
-    If y = cumsum(x) (y_i = sum_{t <= i} x_t) then dL/dx_t = sum_{i >= t} dL/dy_i,
-    computed as flip -> cumsum -> flip (flips are views, no copies).
-    """
-    xp = backend.get_array_module(x)
-    return xp.flip(xp.cumsum(xp.flip(x, axis), axis=axis), axis)
 
 
 def rowdot(a, b):
