@@ -6,7 +6,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tinyhydra.data import Interactions, leave_one_out, synthetic_interactions
-from tinyhydra.metrics import evaluate, metrics_from_ranks, rank_of_target, sampled_rank
+from tinyhydra.metrics import (
+    evaluate,
+    metrics_from_ranks,
+    paired_bootstrap,
+    per_user_values,
+    rank_of_target,
+    sampled_rank,
+)
 
 KEYS = {"HR@1", "HR@5", "HR@10", "NDCG@1", "NDCG@5", "NDCG@10", "MRR"}
 
@@ -131,3 +138,39 @@ def test_evaluate_is_independent_of_batch_size_and_reproducible():
 def test_evaluate_checks_score_shape(tiny_split):
     with pytest.raises(ValueError, match="score_fn returned shape"):
         evaluate(lambda x: np.zeros((len(x), 3)), tiny_split, "test", 5, protocols=("full",))
+
+
+def test_per_user_values_average_to_the_metrics():
+    ranks = np.random.default_rng(0).integers(0, 40, 500)
+    averaged = metrics_from_ranks(ranks)
+    for name, value in averaged.items():
+        assert np.mean(per_user_values(ranks, name)) == value
+    assert per_user_values(np.array([0, 9, 10]), "HR@10").tolist() == [True, True, False]
+    assert per_user_values(np.array([0, 1]), "NDCG@10").tolist() == [1.0, 1 / np.log2(3)]
+    with pytest.raises(ValueError, match="HR@K, NDCG@K or MRR"):
+        per_user_values(ranks, "AUC")
+
+
+def test_paired_bootstrap_of_equal_shifted_and_noisy_models():
+    rng = np.random.default_rng(1)
+    a = rng.random(300)
+    same = paired_bootstrap(a, a, resamples=200)
+    assert (same["difference"], same["low"], same["high"], same["not_better"]) == (0, 0, 0, 1)
+    shifted = paired_bootstrap(a, a + 0.25, resamples=200)  # the same gain for every user: no doubt
+    assert shifted["low"] == pytest.approx(0.25) and shifted["high"] == pytest.approx(0.25)
+    assert shifted["not_better"] == 0
+    # a gain of 0.05 under per-user noise of sd 1: the 95% interval is about 1.96 standard errors wide
+    # on each side of the observed difference, and a second seed gives about the same interval
+    users = 4000
+    a = rng.standard_normal(users)
+    b = a + 0.05 + rng.standard_normal(users)
+    noisy = paired_bootstrap(a, b, resamples=2000)
+    half_width = 1.96 * np.std(b - a) / np.sqrt(users)
+    assert noisy["difference"] == pytest.approx(np.mean(b - a))
+    assert noisy["low"] < noisy["difference"] < noisy["high"]
+    assert (noisy["high"] - noisy["low"]) / 2 == pytest.approx(half_width, rel=0.1)
+    again = paired_bootstrap(a, b, resamples=2000, seed=5)
+    assert again["low"] == pytest.approx(noisy["low"], abs=0.2 * half_width)
+    assert paired_bootstrap(a, b, resamples=2000) == noisy  # the seed fixes the resamples
+    with pytest.raises(ValueError, match="same users"):
+        paired_bootstrap(a, b[:-1])

@@ -447,3 +447,28 @@ def test_results_page_holds_every_finished_grid_row(device):
     rows = grid_table.finished_rows(ROOT / "results", device)
     missing = [line for line in grid_table.test_table(rows, device)[2:] if line not in page]
     assert not missing, f"docs/results.md lacks (paste `python scripts/grid_table.py --device {device}`): {missing}"
+
+
+def test_compare_runs_recomputes_each_run_and_bootstraps_the_difference(script, dataset, tmp_path, capsys):
+    """scripts/compare_runs.py: every run's best weights give its metrics.json numbers again; the
+    reported difference is that of the two test full NDCG@10 values; a run whose metrics.json
+    does not belong to its weights, or a folder without a run, stops with one line."""
+    compare = load_script("scripts", "compare_runs")
+    folders = [tmp_path / "sasrec", tmp_path / "hydrarec-uni"]
+    for folder in folders:
+        script.main(small_run(dataset, folder, "--model", folder.name, "--epochs", "2"))
+    report = compare.main([*map(str, folders), "--resamples", "300"])
+    printed = capsys.readouterr().out
+    assert printed.count("(metrics.json: the same)") == 2
+    stored = [json.loads((folder / "metrics.json").read_text())["test"] for folder in folders]
+    ndcg = report[("hydrarec-uni", "NDCG@10")]
+    assert ndcg["difference"] == pytest.approx(stored[1]["full/NDCG@10"] - stored[0]["full/NDCG@10"])
+    assert ndcg["low"] <= ndcg["difference"] <= ndcg["high"]
+    assert set(report) == {("hydrarec-uni", "NDCG@10"), ("hydrarec-uni", "HR@10")}
+    tampered = json.loads((folders[1] / "metrics.json").read_text())
+    tampered["test"]["full/NDCG@10"] += 0.01
+    (folders[1] / "metrics.json").write_text(json.dumps(tampered))
+    with pytest.raises(SystemExit, match="differ from metrics.json"):
+        compare.main([*map(str, folders), "--resamples", "10"])
+    with pytest.raises(SystemExit, match="not a run folder"):
+        compare.main([str(folders[0]), str(tmp_path)])

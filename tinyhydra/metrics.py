@@ -62,36 +62,60 @@ def sampled_rank(target_scores: np.ndarray, negative_scores: np.ndarray) -> np.n
     return (negative_scores >= target_scores[:, None]).sum(axis=1)
 
 
-def metrics_from_ranks(ranks: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """HR@K, NDCG@K (one relevant item, so IDCG = 1) and MRR, averaged over users.
+def per_user_values(ranks: np.ndarray, name: str) -> np.ndarray:
+    """Each user's value of the metric ``name`` ("HR@K", "NDCG@K" or "MRR") from their 0-based
+    rank: HR@K = [rank < K]; NDCG@K = 1 / log2(rank + 2) if rank < K else 0 (one relevant
+    item, so IDCG = 1); MRR = 1 / (rank + 1), no cutoff. The metric is their mean."""
+    ranks = np.asarray(ranks)
+    if name == "MRR":
+        return 1.0 / (ranks + 1.0)
+    kind, _, k = name.partition("@")
+    if kind not in ("HR", "NDCG") or not k.isdigit():
+        raise ValueError(f"metric must be HR@K, NDCG@K or MRR, got {name!r}")
+    hit = ranks < int(k)
+    return hit if kind == "HR" else np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0)
 
-    HR@K = mean(rank < K); NDCG@K = mean(1 / log2(rank + 2) if rank < K else 0);
-    MRR = mean(1 / (rank + 1)) with no cutoff.
-    """
+
+def metrics_from_ranks(ranks: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """HR@K, NDCG@K and MRR (:func:`per_user_values`), averaged over users."""
     ranks = np.asarray(ranks)
     if ranks.size == 0:
         raise ValueError("no ranks to average (no user has a target?)")
-    gain = 1.0 / np.log2(ranks + 2.0)
-    out = {}
-    for k in ks:
-        out[f"HR@{k}"] = float(np.mean(ranks < k))
-    for k in ks:
-        out[f"NDCG@{k}"] = float(np.mean(np.where(ranks < k, gain, 0.0)))
-    out["MRR"] = float(np.mean(1.0 / (ranks + 1.0)))
-    return out
+    names = [f"HR@{k}" for k in ks] + [f"NDCG@{k}" for k in ks] + ["MRR"]
+    return {name: float(np.mean(per_user_values(ranks, name))) for name in names}
 
 
-def evaluate(score_fn: Callable[[np.ndarray], np.ndarray], split: Split, which: str, max_len: int,
-             protocols: Sequence[str] = ("full", "sampled"), batch_size: int = 256, seed: int = 0,
-             append_mask_token: int | None = None, progress: bool = False,
-             ks: Sequence[int] = (1, 5, 10), num_negatives: int = 100) -> dict[str, float]:
-    """Rank metrics of a model on the ``which`` ('valid' or 'test') targets.
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = 10_000, level: float = 0.95,
+                     seed: int = 0) -> dict[str, float]:
+    """How sure is mean(b) - mean(a)? a, b (U,): two models' per-user values on the same users.
+
+    Draws ``resamples`` sets of U users with replacement (the same users for both models:
+    paired) and returns the observed difference, the ``level`` percentile interval of the
+    resampled differences, and the share of resamples in which b does not beat a.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"a and b must be per-user values of the same users, got shapes {a.shape}, {b.shape}")
+    diff = b - a
+    rng = np.random.default_rng(seed)
+    means = np.concatenate([diff[rng.integers(0, diff.size, (n, diff.size))].mean(axis=1)
+                            for n in np.diff(np.r_[0:resamples:500, resamples])])  # 500 at a time
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return {"difference": float(diff.mean()), "low": float(low), "high": float(high),
+            "not_better": float(np.mean(means <= 0))}
+
+
+def evaluation_ranks(score_fn: Callable[[np.ndarray], np.ndarray], split: Split, which: str, max_len: int,
+                     protocols: Sequence[str] = ("full", "sampled"), batch_size: int = 256, seed: int = 0,
+                     append_mask_token: int | None = None, progress: bool = False,
+                     num_negatives: int = 100) -> dict[str, np.ndarray]:
+    """The 0-based rank of every user's ``which`` ('valid' or 'test') target, per protocol:
+    ``{"full": (U,), "sampled": (U,)}``, users in :func:`tinyhydra.data.eval_inputs`' order.
 
     score_fn: ``inputs (B, max_len) int64 -> scores (B, num_items + 1)`` NumPy array,
     the scores of the next item after each input sequence (at the last position).
     Full ranking excludes each user's input history (not the target); sampled
     ranking uses :func:`tinyhydra.data.sample_negatives_for_eval` with ``seed``.
-    Returns e.g. ``{"full/HR@10": ..., "sampled/NDCG@10": ...}``.
     """
     unknown = set(protocols) - {"full", "sampled"}
     if unknown or not protocols:
@@ -125,6 +149,17 @@ def evaluate(score_fn: Callable[[np.ndarray], np.ndarray], split: Split, which: 
             negative_scores = np.take_along_axis(scores, negatives[rows], axis=1)
             ranks["sampled"].append(sampled_rank(target_scores, negative_scores))
 
+    return {protocol: np.concatenate(ranks[protocol]) for protocol in protocols}
+
+
+def evaluate(score_fn: Callable[[np.ndarray], np.ndarray], split: Split, which: str, max_len: int,
+             protocols: Sequence[str] = ("full", "sampled"), batch_size: int = 256, seed: int = 0,
+             append_mask_token: int | None = None, progress: bool = False,
+             ks: Sequence[int] = (1, 5, 10), num_negatives: int = 100) -> dict[str, float]:
+    """Rank metrics of a model on the ``which`` targets (:func:`evaluation_ranks`, whose
+    arguments these are), e.g. ``{"full/HR@10": ..., "sampled/NDCG@10": ...}``."""
+    ranks = evaluation_ranks(score_fn, split, which, max_len, protocols, batch_size, seed,
+                             append_mask_token, progress, num_negatives)
     return {f"{protocol}/{name}": value
             for protocol in protocols
-            for name, value in metrics_from_ranks(np.concatenate(ranks[protocol]), ks).items()}
+            for name, value in metrics_from_ranks(ranks[protocol], ks).items()}
