@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,8 @@ TEST_COLUMNS = ["full/NDCG@10", "full/HR@10", "sampled/HR@10", "sampled/NDCG@10"
 
 
 def finished_rows(results: Path, device: str = "cpu", direction: str | None = None) -> dict[str, dict]:
-    """{row: metrics} of every finished row on ``device``, in ORDER (unknown rows last, by name);
+    """{row: metrics} of every finished row on ``device``, in ORDER (other seeds after their row,
+    unknown rows last, by name);
     ``direction`` keeps only rows trained under runs/<direction>[-gpu]/."""
     prefix = "decay-grid-gpu-" if device == "gpu" else "decay-grid-"
     rows = {}
@@ -36,8 +38,9 @@ def finished_rows(results: Path, device: str = "cpu", direction: str | None = No
         row_direction = Path(metrics["config"]["out"]).parent.name.removesuffix("-gpu")
         if direction is None or row_direction == direction:
             rows[row] = metrics
-    rank = {row: i for i, row in enumerate(ORDER)}
-    return {row: rows[row] for row in sorted(rows, key=lambda r: (rank.get(r, len(ORDER)), r))}
+    rank = {row: i for i, row in enumerate(ORDER)}  # a row of another seed (SEED=N: <row>-seedN) follows its row
+    key = lambda r: (rank.get(re.sub(r"-seed\d+$", "", r), len(ORDER)), r)  # noqa: E731
+    return {row: rows[row] for row in sorted(rows, key=key)}
 
 
 def test_table(rows: dict[str, dict], device: str = "cpu") -> list[str]:

@@ -10,6 +10,8 @@
 # Run two rows at once on a 2-core machine, each with one BLAS thread (set here).
 # DEVICE=gpu trains on CuPy instead, into runs/<direction>-gpu/<row> and
 # results/decay-grid-gpu-<row>.json (a GPU row is a run of its own, never mixed with a CPU one).
+# SEED=N trains the rows with --seed N (default 42) as rows of their own, <row>-seedN: how far
+# another seed alone moves a row.
 # DRY_RUN=1 prints each row's command instead of running it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -49,9 +51,10 @@ run() {  # run ROW
   local row=$1 spec=${rows[$1]:?unknown row $1 (see the list in this script)}
   local direction=${spec%% *} flags=${spec#* }
   local -n recipe=$direction
-  local device=${DEVICE:-cpu} suffix="" resume=() on=()
+  local device=${DEVICE:-cpu} suffix="" resume=() on=() name=$row
   [ "$device" = cpu ] || { suffix="-$device"; on=(--device "$device"); }
-  local out="runs/$direction$suffix/$row" result="results/decay-grid$suffix-$row.json"
+  [ -n "${SEED:-}" ] && { name=$row-seed$SEED; on+=(--seed "$SEED"); }
+  local out="runs/$direction$suffix/$name" result="results/decay-grid$suffix-$name.json"
   [ -f "$out/checkpoint.npz" ] && resume=(--resume)
   # shellcheck disable=SC2206  # $flags is a list of flags
   local command=(examples/train_ml1m.py --data "$data" "${recipe[@]}" $flags "${on[@]}"
@@ -66,7 +69,7 @@ run() {  # run ROW
   if [ "$status" -eq 0 ]; then
     cp "$out/metrics.json" "$result"
   fi
-  echo "$row: exit $status ($(grep -c '^epoch' "$out/train.log") epochs logged)"
+  echo "$name: exit $status ($(grep -c '^epoch' "$out/train.log") epochs logged)"
 }
 
 main() {

@@ -375,11 +375,20 @@ def test_sigterm_from_another_process_saves_a_checkpoint(dataset, tmp_path):
     assert checkpoint.load(tmp_path / "checkpoint.npz")["state"]["epochs_done"] >= 0
 
 
-def grid_commands(device):
+def grid_commands(device, **env):
     """The training command of every row of scripts/ml1m_decay_grid.sh (its DRY_RUN output)."""
     grid = ROOT / "scripts" / "ml1m_decay_grid.sh"
-    return subprocess.run(["bash", str(grid), "DATA"], env={**os.environ, "DRY_RUN": "1", "DEVICE": device},
-                          capture_output=True, text=True, check=True).stdout.splitlines()
+    env = {**os.environ, "DRY_RUN": "1", "DEVICE": device, "SEED": "", **env}
+    return subprocess.run(["bash", str(grid), "DATA"], env=env, capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+
+
+def test_another_seed_trains_rows_of_their_own(script):
+    """SEED=N: every row trains with --seed N into <row>-seedN, never into the seed-42 row's folder."""
+    for line, default in zip(grid_commands("gpu", SEED="7"), grid_commands("gpu")):
+        config, _ = script.parse_args(line.split()[1:])
+        assert config.seed == 7 and "--resume" not in line
+        assert config.out == default.split("--out ")[1].split()[0] + "-seed7"
 
 
 @pytest.mark.parametrize("device", ["cpu", "gpu"])
@@ -418,6 +427,7 @@ def test_grid_table_orders_rows_by_the_grid_and_marks_early_stops(tmp_path):
     assert sorted(grid_table.ORDER) == sorted(grid_rows_of_the_script())
     rows = {"decay-grid-hydrarec-uni-decay": fake_metrics("runs/causal/hydrarec-uni-decay", 30, 28),
             "decay-grid-sasrec": fake_metrics("runs/causal/sasrec", 20, 14, stop="early stopping"),
+            "decay-grid-sasrec-seed7": fake_metrics("runs/causal/sasrec-seed7", 20, 20),
             "decay-grid-bert4rec": fake_metrics("runs/bidirectional/bert4rec", 10, 10),
             "decay-grid-gpu-sasrec-len800": fake_metrics("runs/causal-gpu/sasrec-len800", 10, 9, max_len=800)}
     for name, metrics in rows.items():
@@ -425,7 +435,8 @@ def test_grid_table_orders_rows_by_the_grid_and_marks_early_stops(tmp_path):
     lines = grid_table.main(["--results", str(tmp_path)])
     assert lines[2] == ("| sasrec | 200 | 20 (14), early stop | 12.3 | 0.1235 | 0.2000 | 0.7000 | 0.5000 | "
                         "[json](../results/decay-grid-sasrec.json) |")
-    assert [line.split(" | ")[0] for line in lines[2:5]] == ["| sasrec", "| hydrarec-uni-decay", "| bert4rec"]
+    assert [line.split(" | ")[0] for line in lines[2:6]] == ["| sasrec", "| sasrec-seed7", "| hydrarec-uni-decay",
+                                                            "| bert4rec"]
     assert "| sasrec | 0.0100 | 0.0200 | - |" in lines
     assert "| hydrarec-uni-decay | 0.0100 | 0.0200 | 0.0300 |" in lines
     assert "| bert4rec | 0.0100 |" in lines
