@@ -14,7 +14,7 @@
 #   4. meanwhile: kernels launched by one training step of each contestant (train_step.py
 #      --count-kernels all: CUPTI through PyTorch's profiler)                            <= 90 s
 #   5. meanwhile: the device-parametrised tests                                          <= 240 s
-# Usage: [BEFORE=<older checkout root>] [GRID_ROWS="row ..."] [GRID_PARALLEL=1] [DEADLINE=480] \
+# Usage: [BEFORE=<older checkout root>] [GRID_ROWS="row ..."] [GRID_PARALLEL=1] [SEED=N] [DEADLINE=480] \
 #          bash scripts/gpu_check.sh DATA [OUT]      (DATA: a SASRec-format ml-1m.txt(.gz))
 # SMOKE=1 runs every part on the CPU at toy sizes (no GPU needed): a check of this script.
 set -uo pipefail
@@ -97,6 +97,7 @@ cat "$out"/grid-chain-*.txt 2> /dev/null
 suffix=-$device
 [ "$device" = cpu ] && suffix=""  # SMOKE=1: the rows are CPU rows (scripts/ml1m_decay_grid.sh)
 for row in "${grid_rows[@]}"; do
+  row=$row${SEED:+-seed$SEED}  # SEED=N: the rows of another seed (scripts/ml1m_decay_grid.sh)
   grep '^epoch' "runs/causal$suffix/$row/train.log" "runs/bidirectional$suffix/$row/train.log" \
     2> /dev/null | tail -n 1
 done
