@@ -24,19 +24,28 @@ ORDER = ["sasrec", "hydrarec-uni", "hydrarec-uni-decay", "hydrarec-uni-decay-fix
 TEST_COLUMNS = ["full/NDCG@10", "full/HR@10", "sampled/HR@10", "sampled/NDCG@10"]
 
 
+def file_prefix(device: str) -> str:
+    """How the grid script names a finished row's metrics: decay-grid[-gpu]-<row>.json."""
+    return "decay-grid-gpu-" if device == "gpu" else "decay-grid-"
+
+
+def direction_of(metrics: dict) -> str:
+    """'causal' or 'bidirectional': the recipe folder the row trained in, runs/<direction>[-gpu]/<row>."""
+    return Path(metrics["config"]["out"]).parent.name.removesuffix("-gpu")
+
+
 def finished_rows(results: Path, device: str = "cpu", direction: str | None = None) -> dict[str, dict]:
     """{row: metrics} of every finished row on ``device``, in ORDER (other seeds after their row,
     unknown rows last, by name);
     ``direction`` keeps only rows trained under runs/<direction>[-gpu]/."""
-    prefix = "decay-grid-gpu-" if device == "gpu" else "decay-grid-"
+    prefix = file_prefix(device)
     rows = {}
     for path in results.glob(f"{prefix}*.json"):
         row = path.stem.removeprefix(prefix)
         if device == "cpu" and row.startswith("gpu-"):
             continue
         metrics = json.loads(path.read_text())
-        row_direction = Path(metrics["config"]["out"]).parent.name.removesuffix("-gpu")
-        if direction is None or row_direction == direction:
+        if direction is None or direction_of(metrics) == direction:
             rows[row] = metrics
     rank = {row: i for i, row in enumerate(ORDER)}  # a row of another seed (SEED=N: <row>-seedN) follows its row
     key = lambda r: (rank.get(re.sub(r"-seed\d+$", "", r), len(ORDER)), r)  # noqa: E731
@@ -45,7 +54,7 @@ def finished_rows(results: Path, device: str = "cpu", direction: str | None = No
 
 def test_table(rows: dict[str, dict], device: str = "cpu") -> list[str]:
     """One line per row: epochs run (best validation epoch), max_len, seconds per epoch, test metrics."""
-    prefix = "decay-grid-gpu-" if device == "gpu" else "decay-grid-"
+    prefix = file_prefix(device)
     lines = ["| row | L | epochs (best) | s/epoch | " + " | ".join(TEST_COLUMNS).replace("/", " ")
              + " | metrics |", "| --- " * (5 + len(TEST_COLUMNS)) + "|"]
     for row, m in rows.items():
@@ -81,8 +90,7 @@ def main(argv=None) -> list[str]:
     lines = test_table(rows, args.device)
     if args.valid_every:
         for direction in ("causal", "bidirectional"):
-            chosen = {r: m for r, m in rows.items()
-                      if Path(m["config"]["out"]).parent.name.removesuffix("-gpu") == direction}
+            chosen = {r: m for r, m in rows.items() if direction_of(m) == direction}
             if chosen:
                 lines += ["", *validation_table(chosen, args.valid_every)]
     print("\n".join(lines))
