@@ -122,6 +122,36 @@ def readme_order():
     return names
 
 
+def readme_line_counts():
+    """(file, lines the README states) for every file of the reading-order table; a package
+    such as ``data/`` counts the lines of all its modules."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Reading order", 1)[1].split("\n## ", 1)[0]
+    stated = []
+    for row in table.splitlines():
+        cells = [cell.strip() for cell in row.split("|")]
+        if len(cells) > 3 and cells[1].isdigit():
+            names = re.findall(r"`([\w/]+(?:\.py|/))`", cells[2])
+            counts = [int(n) for n in cells[-2].split(",")]
+            assert len(names) == len(counts), f"README row {cells[1]}: {names} against {counts}"
+            stated += zip(names, counts)
+    return stated
+
+
+def test_readme_line_counts_are_the_files_line_counts():
+    """The reading-order table's "lines" column is the files' length today, not once."""
+    stated = readme_line_counts()
+    assert len(stated) > 20
+    wrong = {}
+    for name, count in stated:
+        path = ROOT / name if name.startswith("examples/") else PACKAGE / name
+        files = sorted(path.rglob("*.py")) if name.endswith("/") else [path]
+        actual = sum(len(f.read_text().splitlines()) for f in files)
+        if actual != count:
+            wrong[name] = f"{actual} lines, the table says {count}"
+    assert not wrong, f"update the lines column of README.md's reading order: {wrong}"
+
+
 def test_reading_order_is_the_same_in_readme_and_package_docstring():
     assert readme_order() == package_docstring_order()
 
