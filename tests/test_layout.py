@@ -109,32 +109,30 @@ def package_docstring_order():
     return [name.strip() + ".py" for step in order.split("->") for name in step.split(",")]
 
 
+def readme_reading_order_rows():
+    """The cells (stripped) of every numbered row of the README's reading-order table."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Reading order", 1)[1].split("\n## ", 1)[0]
+    rows = [[cell.strip() for cell in row.split("|")] for row in table.splitlines()]
+    return [cells for cells in rows if len(cells) > 3 and cells[1].isdigit()]
+
+
 def readme_order():
     """The tinyhydra modules (a package such as ``data/`` as ``data.py``) of the README's
     reading-order table, in order."""
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("## Reading order", 1)[1].split("\n## ", 1)[0]
-    names = []
-    for row in table.splitlines():
-        cells = row.split("|")
-        if len(cells) > 3 and cells[1].strip().isdigit():
-            names += [name + ".py" for name in re.findall(r"`(\w+)(?:\.py|/)`", cells[2])]  # data/ too
-    return names
+    return [name + ".py" for cells in readme_reading_order_rows()
+            for name in re.findall(r"`(\w+)(?:\.py|/)`", cells[2])]  # data/ too
 
 
 def readme_line_counts():
     """(file, lines the README states) for every file of the reading-order table; a package
     such as ``data/`` counts the lines of all its modules."""
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("## Reading order", 1)[1].split("\n## ", 1)[0]
     stated = []
-    for row in table.splitlines():
-        cells = [cell.strip() for cell in row.split("|")]
-        if len(cells) > 3 and cells[1].isdigit():
-            names = re.findall(r"`([\w/]+(?:\.py|/))`", cells[2])
-            counts = [int(n) for n in cells[-2].split(",")]
-            assert len(names) == len(counts), f"README row {cells[1]}: {names} against {counts}"
-            stated += zip(names, counts)
+    for cells in readme_reading_order_rows():
+        names = re.findall(r"`([\w/]+(?:\.py|/))`", cells[2])
+        counts = [int(n) for n in cells[-2].split(",")]
+        assert len(names) == len(counts), f"README row {cells[1]}: {names} against {counts}"
+        stated += zip(names, counts)
     return stated
 
 
