@@ -34,6 +34,11 @@ def direction_of(metrics: dict) -> str:
     return Path(metrics["config"]["out"]).parent.name.removesuffix("-gpu")
 
 
+def seed_42_row(row: str) -> str:
+    """The row that ``row`` repeats with another seed (SEED=N names it <row>-seedN), else ``row``."""
+    return re.sub(r"-seed\d+$", "", row)
+
+
 def finished_rows(results: Path, device: str = "cpu", direction: str | None = None) -> dict[str, dict]:
     """{row: metrics} of every finished row on ``device``, in ORDER (other seeds after their row,
     unknown rows last, by name);
@@ -47,9 +52,8 @@ def finished_rows(results: Path, device: str = "cpu", direction: str | None = No
         metrics = json.loads(path.read_text())
         if direction is None or direction_of(metrics) == direction:
             rows[row] = metrics
-    rank = {row: i for i, row in enumerate(ORDER)}  # a row of another seed (SEED=N: <row>-seedN) follows its row
-    key = lambda r: (rank.get(re.sub(r"-seed\d+$", "", r), len(ORDER)), r)  # noqa: E731
-    return {row: rows[row] for row in sorted(rows, key=key)}
+    rank = {row: i for i, row in enumerate(ORDER)}
+    return {row: rows[row] for row in sorted(rows, key=lambda r: (rank.get(seed_42_row(r), len(ORDER)), r))}
 
 
 def test_table(rows: dict[str, dict], device: str = "cpu") -> list[str]:
