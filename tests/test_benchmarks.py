@@ -274,3 +274,11 @@ def test_scan_forms_quick_times_both_forms_that_agree(tmp_path):
     for row in results["rows"]:
         assert set(row["ms"]) == {"loop", "matmul"} and all(positive_finite(ms) for ms in row["ms"].values())
         assert row["max_difference"] < 1e-4
+
+
+def test_hydra_heads_quick_times_every_head_count(tmp_path):
+    script = load_benchmark("hydra_heads")
+    results = script.main(["--quick", "--out", str(tmp_path)])
+    assert [row["num_heads"] for row in results["rows"]] == [1, 2, 5, 10]
+    assert all(positive_finite(ms) for row in results["rows"] for ms in row["ms"].values())
+    assert "H = 10 global is Hydra" in (tmp_path / "hydra_heads_cpu.txt").read_text()

@@ -71,7 +71,7 @@ def test_build_model_maps_cli_names():
         models.build_model("gru4rec", 10)
     with pytest.raises(TypeError, match="attention"):  # each class fixes its attention
         models.HydraRecUni(10, attention="softmax")
-    for cls in (models.HydraRecUni, models.HydraRecBi, models.DecayedHydraRecUni):
+    for cls in (models.DecayedHydraRecUni, models.DecayedHydraRecBi):
         with pytest.raises(TypeError, match="num_heads"):  # one head per feature
             cls(10, num_heads=4)
 

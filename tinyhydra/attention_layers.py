@@ -105,13 +105,25 @@ class HydraAttention(_ProjectedAttention):
     """Hydra attention (Bolya et al. 2022): as many heads as features, linear in L.
 
     The HydraRec paper's attention: ``F.hydra_attention(q, k, v, causal, key_mask)``.
+    ``num_heads`` None is that (H = D); an H dividing dim gives multi-head cosine linear
+    attention with heads of dim/H features (``normalize``: "global" or "per_head", see
+    :mod:`tinyhydra.hydra`).
     """
 
+    def __init__(self, dim: int, num_heads: int | None = None, dropout: float = 0.0,
+                 normalize: str = "global", **options):
+        if num_heads is not None:
+            _check_heads(dim, num_heads)
+        super().__init__(dim, dropout, **options)
+        self.num_heads, self.normalize = num_heads, normalize
+
     def attend(self, q, k, v, causal, key_mask):
-        return F.hydra_attention(q, k, v, causal=causal, key_mask=key_mask)
+        return F.hydra_attention(q, k, v, causal=causal, key_mask=key_mask,
+                                 num_heads=self.num_heads, normalize=self.normalize)
 
     def extra_repr(self):
-        return f"dim={self.dim}"
+        heads = "" if self.num_heads is None else f", num_heads={self.num_heads}"
+        return f"dim={self.dim}{heads}" + ("" if self.normalize == "global" else ", normalize=per_head")
 
 
 def half_life_decays(dim: int, longest: int) -> np.ndarray:
@@ -184,17 +196,19 @@ class LinearAttention(_ProjectedAttention):
 ATTENTION_KINDS = ("softmax", "hydra", "decayed-hydra", "linear")
 
 
-def make_attention(kind: str, dim: int, num_heads: int = 1, dropout: float = 0.0,
+def make_attention(kind: str, dim: int, num_heads: int | None = None, dropout: float = 0.0,
                    **options) -> Module:
     """The attention module for ``kind``: "softmax", "hydra", "decayed-hydra" (num_heads
-    unused: one head per feature) or "linear". ``options``: ``conv`` and ``causal`` for
-    every kind, ``max_len`` and ``learn_decay`` for "decayed-hydra"."""
-    if kind == "softmax":
-        return MultiHeadSoftmaxAttention(dim, num_heads, dropout, **options)
+    unused: one head per feature) or "linear". ``num_heads`` None is the kind's default:
+    1 for softmax and linear, one per feature (H = dim) for hydra. ``options``: ``conv``
+    and ``causal`` for every kind, ``max_len`` and ``learn_decay`` for "decayed-hydra"."""
     if kind == "hydra":
-        return HydraAttention(dim, dropout, **options)
+        return HydraAttention(dim, num_heads, dropout, **options)
     if kind == "decayed-hydra":
         return DecayedHydraAttention(dim, dropout, **options)
+    num_heads = 1 if num_heads is None else num_heads
+    if kind == "softmax":
+        return MultiHeadSoftmaxAttention(dim, num_heads, dropout, **options)
     if kind == "linear":
         return LinearAttention(dim, num_heads, dropout, **options)
     raise ValueError(f"unknown attention kind {kind!r}; expected one of {ATTENTION_KINDS}")

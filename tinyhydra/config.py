@@ -35,7 +35,7 @@ class Config:
     dim: int = flag(0, "embedding size; 0 = the model's default (SASRec 50, BERT4Rec 64)")
     layers: int = flag(2, "transformer blocks")
     heads: int = flag(0, "attention heads (must divide the dim); 0 = the model's default "
-                         "(SASRec 1, BERT4Rec 2)")
+                         "(SASRec 1, BERT4Rec 2, Hydra one per feature)")
     dropout: float = flag(-1.0, "dropout probability in [0, 1); < 0 = the model's default "
                                 "(SASRec 0.2, BERT4Rec 0.1)")
     conv: int = flag(0, "> 0: a depthwise convolution of this width (e.g. 4) before each "
@@ -79,7 +79,7 @@ def model_default(model: str, argument: str):
 
 def model_kwargs(config: Config) -> dict:
     """Keyword arguments of the model class from the flags that are set; a set flag the
-    class does not take (``--heads`` for Hydra: one head per feature) is a UsageError."""
+    class does not take (``--heads`` for decayed Hydra: one head per feature) is a UsageError."""
     accepted = inspect.signature(models.MODELS[config.model]).parameters
     flags = {  # model argument -> (its flag, its value, or None when the flag is not set)
         "dim": ("--dim", config.dim or None),
@@ -129,7 +129,7 @@ def validate(config: Config) -> Config:
     _require(not (bidirectional and config.max_len < 2), "max_len", config.max_len,
              "must be >= 2 for a bidirectional model (its last position is the [MASK] to predict)")
     dim = config.dim or model_default(config.model, "dim")
-    heads = config.heads or model_default(config.model, "num_heads")
+    heads = config.heads or model_default(config.model, "num_heads") or dim  # None: H = D
     _require(dim % heads == 0, "heads", heads, f"must divide the dim {dim}")
     model_kwargs(config)  # a set flag that the model does not take is refused here
     if config.resume and config.overwrite:

@@ -20,7 +20,7 @@ from .tensor import raw
 
 __all__ = [
     "check_float", "check_qkv", "as_bool_mask", "causal_mask", "zero_masked_keys",
-    "rowdot", "swap_last",
+    "rowdot", "swap_last", "check_num_heads", "split_heads", "merge_heads",
 ]
 
 
@@ -124,3 +124,28 @@ def rowdot(a, b):
 def swap_last(x):
     """x^T over the last two axes (a view)."""
     return x.swapaxes(-1, -2)
+
+
+def check_num_heads(fn_name, num_heads, *arrays):
+    """Raise unless ``num_heads`` is an int >= 1 dividing the last axis of every array."""
+    if isinstance(num_heads, bool) or not isinstance(num_heads, (int, np.integer)):
+        raise TypeError(f"{fn_name}: num_heads must be an int, got {num_heads!r}")
+    if num_heads < 1:
+        raise ValueError(f"{fn_name}: num_heads must be >= 1, got {num_heads}")
+    for array in arrays:
+        if array.shape[-1] % num_heads:
+            raise ValueError(
+                f"{fn_name}: num_heads={num_heads} does not divide the feature dimension "
+                f"{array.shape[-1]} (shape {array.shape}); pick a divisor of it")
+
+
+def split_heads(x, num_heads):
+    """(..., L, H*dh) -> (..., H, L, dh): H contiguous heads of dh features (a view when possible)."""
+    *lead, length, features = x.shape
+    return x.reshape(*lead, length, num_heads, features // num_heads).swapaxes(-3, -2)
+
+
+def merge_heads(x):
+    """(..., H, L, dh) -> (..., L, H*dh), the inverse of :func:`split_heads`."""
+    *lead, heads, length, features = x.shape
+    return x.swapaxes(-3, -2).reshape(*lead, length, heads * features)

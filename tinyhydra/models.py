@@ -289,24 +289,26 @@ class BERT4Rec(SequentialRecommender):
 
 class HydraRecUni(SASRec):
     """HydraRecUni, the HydraRec paper's unidirectional model: SASRec whose attention is
-    Hydra (``F.hydra_attention``, causal; one head per feature, so no ``num_heads``)."""
+    Hydra (``F.hydra_attention``, causal; one head per feature). ``num_heads`` H dividing
+    dim: multi-head cosine linear attention with heads of dim/H features instead."""
 
     attention_kind = "hydra"
 
     def __init__(self, num_items: int, max_len: int = 200, dim: int = 50, num_layers: int = 2,
-                 dropout: float = 0.2, conv: int = 0):
-        super().__init__(num_items, max_len, dim, num_layers, 1, dropout, conv)
+                 dropout: float = 0.2, conv: int = 0, num_heads: int | None = None):
+        super().__init__(num_items, max_len, dim, num_layers, num_heads, dropout, conv)
 
 
 class HydraRecBi(BERT4Rec):
     """HydraRecBi, the HydraRec paper's bidirectional model: BERT4Rec whose attention is
-    Hydra (``F.hydra_attention``; one head per feature, so no ``num_heads``)."""
+    Hydra (``F.hydra_attention``; one head per feature). ``num_heads`` as HydraRecUni's."""
 
     attention_kind = "hydra"
 
     def __init__(self, num_items: int, max_len: int = 200, dim: int = 64, num_layers: int = 2,
-                 dropout: float = 0.1, mask_prob: float = 0.2, conv: int = 0):
-        super().__init__(num_items, max_len, dim, num_layers, 1, dropout, mask_prob, conv)
+                 dropout: float = 0.1, mask_prob: float = 0.2, conv: int = 0,
+                 num_heads: int | None = None):
+        super().__init__(num_items, max_len, dim, num_layers, num_heads, dropout, mask_prob, conv)
 
 
 class DecayedHydraRecUni(SASRec):

@@ -45,7 +45,7 @@ class TransformerBlock(Module):
     does, so whatever they hold never reaches the next block.
     """
 
-    def __init__(self, dim: int, num_heads: int = 1, attention: str = "softmax",
+    def __init__(self, dim: int, num_heads: int | None = None, attention: str = "softmax",
                  hidden: int | None = None, dropout: float = 0.0, activation: str = "relu",
                  norm_first: bool = True, attention_options: dict | None = None):
         super().__init__()

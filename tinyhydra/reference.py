@@ -111,33 +111,49 @@ def _key_weights(key_mask, causal, q_len, k_len, like, fn_name, batch_shape):
     return weight
 
 
-def hydra_attention_reference(q, k, v, causal=False, key_mask=None,
-                              eps: float = HYDRA_EPS) -> Tensor:
-    """Hydra as D single-feature attention heads, each with its own L x L matrix:
+def _heads(x: Tensor, num_heads: int) -> Tensor:
+    """(..., L, H*dh) -> (..., H, L, dh), composed (reshape and transpose)."""
+    *batch, length, features = x.shape
+    n = len(batch)
+    to_heads = tuple(range(n)) + (n + 1, n, n + 2)  # (..., L, H, dh) -> (..., H, L, dh)
+    return x.reshape(*batch, length, num_heads, features // num_heads).transpose(*to_heads)
 
-        A_f[i, t] = phi(q)_{i f} phi(k)_{t f} m_t [t <= i if causal]     (..., D, L, L)
-        out[i, f] = sum_t A_f[i, t] v[t, f]
 
-    The (..., D, L, L) tensor is built explicitly, as in the original formulation of
-    multi-head attention with H = D heads and no softmax.
+def _merge(x: Tensor) -> Tensor:
+    """(..., H, L, dh) -> (..., L, H*dh), composed."""
+    *batch, heads, length, features = x.shape
+    n = len(batch)
+    return x.transpose(*range(n), n + 1, n, n + 2).reshape(*batch, length, heads * features)
+
+
+def hydra_attention_reference(q, k, v, causal=False, key_mask=None, eps: float = HYDRA_EPS,
+                              num_heads=None, normalize: str = "global") -> Tensor:
+    """Hydra as H cosine attention heads of dh = D/H features, each with its own L x L matrix:
+
+        A_h[i, t] = phi(q_i)^h . phi(k_t)^h m_t [t <= i if causal]      (..., H, L, L)
+        out_i^h   = sum_t A_h[i, t] v_t^h
+
+    ``num_heads`` None is H = D (one feature per head, Hydra): the (..., D, L, L) tensor
+    is built explicitly, as in the original formulation of multi-head attention with H = D
+    heads and no softmax. phi normalises over all D features (``normalize="global"``) or
+    over each head's dh features (``"per_head"``).
     """
     q, k, v = _tensor(q), _tensor(k), _tensor(v)
     check_qkv("hydra_attention_reference", q.data, k.data, v.data,
               same_length=causal, same_value_dim=True)
     *batch, q_len, features = q.shape
-    k_len = k.shape[-2]
-    ndim = q.ndim
-    # (..., L, D) -> (..., D, L) so the per-feature heads become a batch axis
-    to_heads = tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
-    q_f = cosine_feature_map_reference(q, eps).transpose(*to_heads).reshape(*batch, features, q_len, 1)
-    k_f = cosine_feature_map_reference(k, eps).transpose(*to_heads).reshape(*batch, features, 1, k_len)
-    v_f = v.transpose(*to_heads).reshape(*batch, features, k_len, 1)
-    weight = _key_weights(key_mask, causal, q_len, k_len, q.data, "hydra_attention_reference",
+    num_heads = features if num_heads is None else num_heads
+    if normalize == "global":
+        q_h = _heads(cosine_feature_map_reference(q, eps), num_heads)  # (..., H, L, dh)
+        k_h = _heads(cosine_feature_map_reference(k, eps), num_heads)
+    else:
+        q_h = cosine_feature_map_reference(_heads(q, num_heads), eps)
+        k_h = cosine_feature_map_reference(_heads(k, num_heads), eps)
+    weight = _key_weights(key_mask, causal, q_len, k.shape[-2], q.data, "hydra_attention_reference",
                           tuple(batch))
-    weight = weight[..., None, :, :]  # (..., 1, L, S): the same for every feature f
-    scores = q_f * k_f * _constant(weight, q_f)  # A (..., D, L, S)
-    out = (scores @ v_f).reshape(*batch, features, q_len)  # (..., D, L)
-    return out.transpose(*to_heads)  # (..., L, D)
+    weight = weight[..., None, :, :]  # (..., 1, L, S): the same for every head
+    scores = (q_h @ _swap_last(k_h)) * _constant(weight, q_h)  # A (..., H, L, S)
+    return _merge(scores @ _heads(v, num_heads))  # (..., L, D)
 
 
 def _decay_matrices(decay, length, causal) -> Tensor:
@@ -201,19 +217,12 @@ def linear_attention_reference(q, k, v, num_heads, causal=False, key_mask=None,
             f"linear_attention_reference: num_heads={num_heads} must divide the feature "
             f"dimensions of q/k ({q.shape[-1]}) and v ({v.shape[-1]})"
         )
-    *batch, q_len, features = q.shape
-    k_len, v_features = k.shape[-2], v.shape[-1]
-    n = len(batch)
-    to_heads = tuple(range(n)) + (n + 1, n, n + 2)  # (..., L, H, d) -> (..., H, L, d)
-
-    def heads(x, length, dim):
-        return x.reshape(*batch, length, num_heads, dim // num_heads).transpose(*to_heads)
-
-    q_h = elu_feature_map_reference(heads(q, q_len, features))
-    k_h = elu_feature_map_reference(heads(k, k_len, features))
-    v_h = heads(v, k_len, v_features)
-    weight = _key_weights(key_mask, causal, q_len, k_len, q.data, "linear_attention_reference",
+    *batch, q_len, _ = q.shape
+    q_h = elu_feature_map_reference(_heads(q, num_heads))  # (..., H, L, dh)
+    k_h = elu_feature_map_reference(_heads(k, num_heads))
+    v_h = _heads(v, num_heads)
+    weight = _key_weights(key_mask, causal, q_len, k.shape[-2], q.data, "linear_attention_reference",
                           tuple(batch))
     scores = (q_h @ _swap_last(k_h)) * _constant(weight[..., None, :, :], q_h)  # (..., H, L, S)
     out = (scores @ v_h) / (scores.sum(axis=-1, keepdims=True) + eps)  # (..., H, L, dvh)
-    return out.transpose(*to_heads).reshape(*batch, q_len, v_features)
+    return _merge(out)

@@ -33,14 +33,21 @@ overflows for small a), and powers below the dtype's smallest normal number are 
 
 The adjoint of y = P x (P[i, t] = a^(i-t), t <= i) is x' = P^T y', the same recurrence
 run backwards: :func:`reverse_prefix_sum`.
+
+**The linear-attention product.** Linear attention with dh features per head needs
+out_i = sum_{t<=i} (q_i . k_t) v_t, a prefix sum of the outer products k_t v_t^T (dh x dv
+each) read by q_i. :func:`linear_product` cuts the sequence into chunks of C positions
+and takes the earlier chunks through one summed state (the chunk summaries run through
+:func:`prefix_sum`) and the own chunk quadratically; see its docstring.
 """
 from __future__ import annotations
 
 import math
 
 from . import backend
+from .masking import swap_last
 
-__all__ = ["prefix_sum", "reverse_prefix_sum"]
+__all__ = ["prefix_sum", "reverse_prefix_sum", "linear_product", "linear_product_backward"]
 
 DIRECT = 32  # sequences this short are one chunk (the loop form)
 MATMUL_CHUNK = 64  # chunk length of the matrix form
@@ -119,3 +126,126 @@ def reverse_prefix_sum(x, decay=None, method=None):
     """r_t = sum_{i>=t} a^(i-t) x_i: the adjoint (backward) of :func:`prefix_sum`."""
     xp = backend.get_array_module(x)
     return xp.flip(prefix_sum(xp.flip(x, -2), decay, method), -2)
+
+
+# ---------------------------------------------------------------- the linear-attention product
+def _pad_length(x, pad):
+    """x (..., L, d) with ``pad`` zero rows appended along L."""
+    if not pad:
+        return x
+    xp = backend.get_array_module(x)
+    return xp.concatenate([x, xp.zeros(x.shape[:-2] + (pad, x.shape[-1]), dtype=x.dtype)], axis=-2)
+
+
+def _to_chunks(x, chunk):
+    """(..., n*C, d) -> (..., n, C, d)."""
+    return x.reshape(x.shape[:-2] + (x.shape[-2] // chunk, chunk, x.shape[-1]))
+
+
+def _from_chunks(x, length):
+    """(..., n, C, d) -> (..., L, d), dropping the padding rows."""
+    return x.reshape(x.shape[:-3] + (-1, x.shape[-1]))[..., :length, :]
+
+
+def _over_chunks(scan, summaries):
+    """``scan`` (prefix_sum or reverse_prefix_sum) over the chunk axis of (..., n, dh, dw)
+    summaries, each (dh, dw) matrix flattened to one row of features."""
+    if summaries.shape[-3] == 0:
+        return summaries
+    flat = summaries.reshape(summaries.shape[:-2] + (-1,))  # (..., n, dh * dw)
+    return scan(flat).reshape(summaries.shape)
+
+
+def linear_product(q, k, v, causal, chunk=64):
+    r"""out_i = sum_{t in T(i)} (q_i . k_t) v_t: q (..., L, dh), k (..., S, dh), v (..., S, dw).
+
+    T(i) = every t (``causal`` False) or t <= i (True, L = S). Returns ``(out, saved)``:
+    out (..., L, dw) and what :func:`linear_product_backward` needs.
+
+    **Every t**: out = q S with the state S = k^T v (dh, dw): two GEMMs, O(L dh dw).
+
+    **t <= i**: materialising every S_i = sum_{t<=i} k_t v_t^T costs O(L dh dw) memory,
+    so the sequence is cut into n chunks of C positions (zero-padded; zero rows of k add
+    nothing) and, for chunk c with rows q_c, k_c, v_c::
+
+        U_c = k_c^T v_c                  (dh, dw)  chunk summary
+        P_c = sum_{c' < c} U_c'          exclusive prefix sum over chunks (prefix_sum)
+        A_c = tril(q_c k_c^T)            (C, C)  within the chunk, t <= i
+        out_c = q_c P_c + A_c v_c        (C, dw)
+
+    i.e. earlier chunks through their summed state, the own chunk quadratically:
+    O(L C + (L / C) dh dw) memory, O(L dh (C + dw)) time, everything a GEMM.
+    """
+    xp = backend.get_array_module(q)
+    if not causal:
+        state = xp.matmul(swap_last(k), v)  # S (..., dh, dw)
+        return xp.matmul(q, state), ("full", q, k, v, state)
+    length = q.shape[-2]
+    chunk = max(1, min(chunk, length))
+    pad = -length % chunk
+    q_c = _to_chunks(_pad_length(q, pad), chunk)  # (..., n, C, dh)
+    k_c = _to_chunks(_pad_length(k, pad), chunk)
+    v_c = _to_chunks(_pad_length(v, pad), chunk)  # (..., n, C, dw)
+    lower = xp.tril(xp.ones((chunk, chunk), dtype=bool))
+    scores = xp.matmul(q_c, swap_last(k_c))  # (..., n, C, C)
+    scores *= lower  # A_c
+    summaries = xp.matmul(swap_last(k_c), v_c)  # U_c (..., n, dh, dw)
+    prefix = xp.zeros_like(summaries)  # P_c = U_0 + ... + U_{c-1}
+    prefix[..., 1:, :, :] = _over_chunks(prefix_sum, summaries[..., :-1, :, :])
+    out = xp.matmul(q_c, prefix)
+    out += xp.matmul(scores, v_c)
+    return _from_chunks(out, length), ("chunks", q_c, k_c, v_c, scores, prefix, lower)
+
+
+def linear_product_backward(saved, grad, need_q=True, need_k=True, need_v=True):
+    r"""(dq, dk, dv) of :func:`linear_product` for grad = dL/dout (..., L, dw); None where
+    not needed.
+
+    Every t (out = q S, S = k^T v)::
+
+        dq = G S^T,   dS = q^T G,   dk = v dS^T,   dv = k dS
+
+    t <= i, per chunk (dA_c masked by the same tril)::
+
+        dA_c = tril(G_c v_c^T)
+        dq_c = G_c P_c^T + dA_c k_c
+        dP_c = q_c^T G_c
+        dU_c = sum_{c' > c} dP_c'        the adjoint of an exclusive prefix sum is an
+                                         exclusive reversed prefix sum
+        dk_c = dA_c^T q_c + v_c dU_c^T
+        dv_c = A_c^T G_c + k_c dU_c
+    """
+    xp = backend.get_array_module(grad)
+    grad_q = grad_k = grad_v = None
+    if saved[0] == "full":
+        _, q, k, v, state = saved
+        if need_q:
+            grad_q = xp.matmul(grad, swap_last(state))  # (..., L, dh)
+        if need_k or need_v:
+            d_state = xp.matmul(swap_last(q), grad)  # dS (..., dh, dw)
+            grad_k = xp.matmul(v, swap_last(d_state)) if need_k else None
+            grad_v = xp.matmul(k, d_state) if need_v else None
+        return grad_q, grad_k, grad_v
+    _, q_c, k_c, v_c, scores, prefix, lower = saved
+    length, chunk = grad.shape[-2], q_c.shape[-2]
+    d_c = _to_chunks(_pad_length(grad, -length % chunk), chunk)  # (..., n, C, dw)
+    if need_q or need_k:
+        d_scores = xp.matmul(d_c, swap_last(v_c))  # (..., n, C, C)
+        d_scores *= lower  # dA_c
+    if need_k or need_v:
+        d_prefix = xp.matmul(swap_last(q_c), d_c)  # dP_c (..., n, dh, dw)
+        d_summaries = xp.zeros_like(d_prefix)  # dU_c = dP_{c+1} + ... + dP_{n-1}
+        d_summaries[..., :-1, :, :] = _over_chunks(reverse_prefix_sum, d_prefix[..., 1:, :, :])
+    if need_q:
+        grad_q = xp.matmul(d_c, swap_last(prefix))
+        grad_q += xp.matmul(d_scores, k_c)
+        grad_q = _from_chunks(grad_q, length)
+    if need_k:
+        grad_k = xp.matmul(swap_last(d_scores), q_c)
+        grad_k += xp.matmul(v_c, swap_last(d_summaries))
+        grad_k = _from_chunks(grad_k, length)
+    if need_v:
+        grad_v = xp.matmul(swap_last(scores), d_c)
+        grad_v += xp.matmul(k_c, d_summaries)
+        grad_v = _from_chunks(grad_v, length)
+    return grad_q, grad_k, grad_v
