@@ -42,7 +42,21 @@ declare -A rows=(
   [hydrarec-uni-decay-e30]="causal --model hydrarec-uni-decay --epochs 30"
   [sasrec-len800]="causal --model sasrec --max-len 800 --epochs 30"
   [hydrarec-uni-decay-len800]="causal --model hydrarec-uni-decay --max-len 800 --epochs 30"
+  [hydrarec-uni-e30]="causal --model hydrarec-uni --epochs 30"
 )
+# the head-count figure (Hydra's central question, asked of recommendation): 30 epochs, D = 50,
+# H heads of D/H features each; H = 1 softmax is sasrec-e30, H = 50 cosine is hydrarec-uni-e30
+for h in 2 5 10 25 50; do rows[sasrec-e30-h$h]="causal --model sasrec --epochs 30 --heads $h"; done
+for h in 1 2 5 10 25; do rows[hydrarec-uni-e30-h$h]="causal --model hydrarec-uni --epochs 30 --heads $h"; done
+# short against long sequences: 30 epochs, L in {50, 100, 200, 400, 800} (L = 200 is the e30 row)
+for len in 50 100 400 800; do
+  rows[sasrec-len$len]="causal --model sasrec --max-len $len --epochs 30"
+  rows[hydrarec-uni-len$len]="causal --model hydrarec-uni --max-len $len --epochs 30"
+  rows[hydrarec-uni-decay-len$len]="causal --model hydrarec-uni-decay --max-len $len --epochs 30"
+done
+# the long-budget pair: up to 300 epochs, early stopping on validation NDCG@10
+rows[sasrec-e300]="causal --model sasrec --epochs 300"
+rows[hydrarec-uni-decay-e300]="causal --model hydrarec-uni-decay --epochs 300"
 order=(sasrec hydrarec-uni-decay hydrarec-uni hydrarec-uni-conv hydrarec-uni-decay-conv
        hydrarec-uni-decay-fixed bert4rec hydrarec-bi-decay hydrarec-bi sasrec-e30
        hydrarec-uni-decay-e30 sasrec-len800 hydrarec-uni-decay-len800)
