@@ -6,7 +6,7 @@
 #      against PyTorch eager CUDA (and, with BEFORE, an older tinyhydra), interleaved  <= 120 s
 #   1b. benchmarks/scan_forms.py: the prefix sum's loop and matrix forms                <= 60 s
 #   2. a 3-epoch `--device gpu` training of SASRec alone (seconds per epoch)             <= 60 s
-#   3. GRID_ROWS (rows of scripts/ml1m_decay_grid.sh, DEVICE=gpu) train one after another,
+#   3. GRID_ROWS (ML-1M rows of scripts/decay_grid.sh, DEVICE=gpu) train one after another,
 #      or in GRID_PARALLEL chains side by side (on one H200, ten rows side by side ran about
 #      1.2 epochs per second in all, one row alone 1.7); rows still training DEADLINE
 #      seconds after the start are stopped (each keeps its last epoch's checkpoint, so the
@@ -63,7 +63,7 @@ for ((chain = 0; chain < parallel && chain < ${#grid_rows[@]}; chain++)); do
   chain_rows=()  # rows chain, chain + parallel, ...: one after another
   for ((i = chain; i < ${#grid_rows[@]}; i += parallel)); do chain_rows+=("${grid_rows[i]}"); done
   # setsid: each chain in a process group of its own, to stop it (and only it) at the deadline
-  DEVICE=$device setsid bash scripts/ml1m_decay_grid.sh "$data" "${chain_rows[@]}" \
+  DATA=$data DEVICE=$device setsid bash scripts/decay_grid.sh ml-1m "${chain_rows[@]}" \
     > "$out/grid-chain-$chain.txt" 2>&1 &
   pids+=($!)
 done
@@ -95,9 +95,9 @@ wait
 part "grid rows"
 cat "$out"/grid-chain-*.txt 2> /dev/null
 suffix=-$device
-[ "$device" = cpu ] && suffix=""  # SMOKE=1: the rows are CPU rows (scripts/ml1m_decay_grid.sh)
+[ "$device" = cpu ] && suffix=""  # SMOKE=1: the rows are CPU rows (scripts/decay_grid.sh)
 for row in "${grid_rows[@]}"; do
-  row=$row${SEED:+-seed$SEED}  # SEED=N: the rows of another seed (scripts/ml1m_decay_grid.sh)
+  row=$row${SEED:+-seed$SEED}  # SEED=N: the rows of another seed (scripts/decay_grid.sh)
   grep '^epoch' "runs/causal$suffix/$row/train.log" "runs/bidirectional$suffix/$row/train.log" \
     2> /dev/null | tail -n 1
 done

@@ -3,9 +3,11 @@
     python scripts/grid_table.py                   # CPU rows: test metrics, then validation every 10 epochs
     python scripts/grid_table.py --device gpu      # the GPU rows
     python scripts/grid_table.py --direction bidirectional --valid-every 10
+    python scripts/grid_table.py --dataset beauty  # another data set's rows
 
-Each finished row of ``scripts/ml1m_decay_grid.sh`` leaves ``results/decay-grid[-gpu]-<row>.json``
-(the run's metrics.json). The tables in docs/results.md are this script's output, pasted;
+Each finished row of ``scripts/decay_grid.sh DATASET`` leaves
+``results/decay-grid[-gpu][-<dataset>]-<row>.json`` (the run's metrics.json; ML-1M rows have
+no data set in their name). The tables in docs/results.md are this script's output, pasted;
 a test regenerates every row line and fails when docs/results.md no longer holds it, so the
 page cannot drift from the measurements.
 """
@@ -16,6 +18,8 @@ import json
 import re
 from pathlib import Path
 
+from tinyhydra.data import DATASETS
+
 ROOT = Path(__file__).resolve().parents[1]
 # the order rows are shown in: baselines first, then the decayed models and their ablations
 ORDER = ["sasrec", "hydrarec-uni", "hydrarec-uni-decay", "hydrarec-uni-decay-fixed", "hydrarec-uni-conv",
@@ -24,9 +28,10 @@ ORDER = ["sasrec", "hydrarec-uni", "hydrarec-uni-decay", "hydrarec-uni-decay-fix
 TEST_COLUMNS = ["full/NDCG@10", "full/HR@10", "sampled/HR@10", "sampled/NDCG@10"]
 
 
-def file_prefix(device: str) -> str:
-    """How the grid script names a finished row's metrics: decay-grid[-gpu]-<row>.json."""
-    return "decay-grid-gpu-" if device == "gpu" else "decay-grid-"
+def file_prefix(device: str, dataset: str = "ml-1m") -> str:
+    """How the grid script names a finished row's metrics: decay-grid[-gpu][-<dataset>]-<row>.json."""
+    return ("decay-grid-gpu-" if device == "gpu" else "decay-grid-") + (
+        "" if dataset == "ml-1m" else f"{dataset}-")
 
 
 def direction_of(metrics: dict) -> str:
@@ -39,15 +44,17 @@ def seed_42_row(row: str) -> str:
     return re.sub(r"-seed\d+$", "", row)
 
 
-def finished_rows(results: Path, device: str = "cpu", direction: str | None = None) -> dict[str, dict]:
+def finished_rows(results: Path, device: str = "cpu", direction: str | None = None,
+                  dataset: str = "ml-1m") -> dict[str, dict]:
     """{row: metrics} of every finished row on ``device``, in ORDER (other seeds after their row,
     unknown rows last, by name);
     ``direction`` keeps only rows trained under runs/<direction>[-gpu]/."""
-    prefix = file_prefix(device)
+    prefix = file_prefix(device, dataset)
+    others = tuple(f"{name}-" for name in DATASETS if name != dataset) + (("gpu-",) if device == "cpu" else ())
     rows = {}
     for path in results.glob(f"{prefix}*.json"):
         row = path.stem.removeprefix(prefix)
-        if device == "cpu" and row.startswith("gpu-"):
+        if row.startswith(others):
             continue
         metrics = json.loads(path.read_text())
         if direction is None or direction_of(metrics) == direction:
@@ -56,9 +63,9 @@ def finished_rows(results: Path, device: str = "cpu", direction: str | None = No
     return {row: rows[row] for row in sorted(rows, key=lambda r: (rank.get(seed_42_row(r), len(ORDER)), r))}
 
 
-def test_table(rows: dict[str, dict], device: str = "cpu") -> list[str]:
+def test_table(rows: dict[str, dict], device: str = "cpu", dataset: str = "ml-1m") -> list[str]:
     """One line per row: epochs run (best validation epoch), max_len, seconds per epoch, test metrics."""
-    prefix = file_prefix(device)
+    prefix = file_prefix(device, dataset)
     lines = ["| row | L | epochs (best) | s/epoch | " + " | ".join(TEST_COLUMNS).replace("/", " ")
              + " | metrics |", "| --- " * (5 + len(TEST_COLUMNS)) + "|"]
     for row, m in rows.items():
@@ -85,13 +92,15 @@ def main(argv=None) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="which rows (default cpu)")
     parser.add_argument("--direction", choices=["causal", "bidirectional"], help="only this recipe's rows")
+    parser.add_argument("--dataset", choices=list(DATASETS), default="ml-1m", help="whose rows (default ml-1m)")
     parser.add_argument("--valid-every", type=int, default=10, help="validation table step in epochs (0: none)")
     parser.add_argument("--results", type=Path, default=ROOT / "results", help="folder of decay-grid-*.json")
     args = parser.parse_args(argv)
-    rows = finished_rows(args.results, args.device, args.direction)
+    rows = finished_rows(args.results, args.device, args.direction, args.dataset)
     if not rows:
-        raise SystemExit(f"no finished {args.device} rows in {args.results}: run scripts/ml1m_decay_grid.sh first")
-    lines = test_table(rows, args.device)
+        raise SystemExit(f"no finished {args.device} {args.dataset} rows in {args.results}: run "
+                         f"scripts/decay_grid.sh {args.dataset} first")
+    lines = test_table(rows, args.device, args.dataset)
     if args.valid_every:
         for direction in ("causal", "bidirectional"):
             chosen = {r: m for r, m in rows.items() if direction_of(m) == direction}

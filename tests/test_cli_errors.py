@@ -79,7 +79,10 @@ ROWS = [
     (f"{FLAGS} --lr -0.1", 2, ["--lr -0.1", ">= 0"], None),
     (f"{FLAGS} --weight-decay -1", 2, ["--weight-decay", ">= 0"], None),
     (f"{FLAGS} --batch-size 0", 2, ["--batch-size 0", ">= 1"], None),
-    (f"{FLAGS} --max-len 0", 2, ["--max-len 0", ">= 1"], None),
+    (f"{FLAGS} --max-len -1", 2, ["--max-len -1", ">= 0"], None),
+    (f"{FLAGS} --dataset imagenet", 2, ["--dataset", "imagenet", "ml-1m", "beauty"], None),
+    (f"{FLAGS} --data-format csv", 2, ["--data-format", "csv", "per-user"], None),
+    ("--data-format sasrec", 2, ["--data-format sasrec", "--dataset ml-1m", "leave it out"], None),
     (f"{FLAGS} --model bert4rec --max-len 1", 2, ["--max-len 1", ">= 2", "bidirectional"], None),
     (f"{FLAGS} --heads 3", 2, ["--heads 3", "divide", "50"], None),
     (f"{FLAGS} --model bert4rec --dim 30 --heads 4", 2, ["--heads 4", "divide", "30"], None),
@@ -149,7 +152,7 @@ ROWS = [
 
 @pytest.fixture(scope="module")
 def script():
-    return load_script("examples", "train_ml1m")
+    return load_script("examples", "train")
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,7 @@ def test_ids_up_to_the_int64_limit_stay_distinct(tmp_path):
     ("plain.txt.gz", b"1 2\n", "not gzip-compressed"),
     ("cut.txt.gz", "truncated", "truncated or corrupt"),
     ("ml-1m.zip", b"PK not really a zip", "not a readable zip archive"),
-    ("ratings.csv", b"1,2\n", "don't know how to read"),
+    ("ratings.csv", b"1,2\n", "separate fields by spaces or tabs"),
 ])
 def test_unreadable_files_are_named_with_what_to_do(tmp_path, name, content, words):
     path = tmp_path / name
@@ -203,8 +203,8 @@ def test_ratings_reader_names_file_and_line_of_bad_input(tmp_path, bad_line, wor
     assert f"{path}, line {RATINGS.count(chr(10)) + 1}:" in str(info.value)
 
 
-def test_load_dataset_rejects_unknown_names(tmp_path):
-    with pytest.raises(ValueError, match="don't know how to read"):
+def test_load_dataset_names_a_missing_file_and_the_layouts_it_reads(tmp_path):
+    with pytest.raises(DataFormatError, match="no such file; give the path of .*per-user"):
         load_dataset(tmp_path / "data.csv")
 
 

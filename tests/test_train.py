@@ -22,7 +22,7 @@ def load_example(name: str):
 
 @pytest.fixture(scope="module")
 def script():
-    return load_example("train_ml1m")
+    return load_example("train")
 
 
 @pytest.fixture(scope="module")
@@ -375,11 +375,11 @@ def test_sigterm_from_another_process_saves_a_checkpoint(dataset, tmp_path):
     assert checkpoint.load(tmp_path / "checkpoint.npz")["state"]["epochs_done"] >= 0
 
 
-def grid_commands(device, **env):
-    """The training command of every row of scripts/ml1m_decay_grid.sh (its DRY_RUN output)."""
-    grid = ROOT / "scripts" / "ml1m_decay_grid.sh"
-    env = {**os.environ, "DRY_RUN": "1", "DEVICE": device, "SEED": "", **env}
-    return subprocess.run(["bash", str(grid), "DATA"], env=env, capture_output=True, text=True,
+def grid_commands(device, dataset="ml-1m", **env):
+    """The training command of every row of scripts/decay_grid.sh DATASET (its DRY_RUN output)."""
+    grid = ROOT / "scripts" / "decay_grid.sh"
+    env = {**os.environ, "DRY_RUN": "1", "DEVICE": device, "SEED": "", "DATA": "DATA", **env}
+    return subprocess.run(["bash", str(grid), dataset], env=env, capture_output=True, text=True,
                           check=True).stdout.splitlines()
 
 
@@ -392,22 +392,26 @@ def test_another_seed_trains_rows_of_their_own(script):
 
 
 @pytest.mark.parametrize("device", ["cpu", "gpu"])
-def test_every_row_of_the_decay_grid_has_valid_flags(script, device):
-    """scripts/ml1m_decay_grid.sh: each row's command parses and passes the config checks,
-    and each row trains its own model into its own folder; DEVICE=gpu rows train on the
-    GPU into folders of their own (never a CPU row's checkpoint)."""
-    printed = grid_commands(device)
-    assert len(printed) == 13
+@pytest.mark.parametrize("dataset, rows", [("ml-1m", 13), ("beauty", 6), ("ml-20m", 6)])
+def test_every_row_of_the_decay_grid_has_valid_flags(script, device, dataset, rows):
+    """scripts/decay_grid.sh: each row's command parses and passes the config checks,
+    and each row trains its own model into its own folder (under runs/<dataset>/ for a data
+    set other than ML-1M); DEVICE=gpu rows train on the GPU into folders of their own (never
+    a CPU row's checkpoint)."""
+    printed = grid_commands(device, dataset)
+    assert len(printed) == rows
     for line in printed:
         config, _ = script.parse_args(line.split()[1:])
+        assert config.dataset == dataset and config.data == "DATA", line
         assert Path(config.out).name.startswith(config.model), line
         assert config.device == device, line
         assert Path(config.out).parent.name.endswith("-gpu") == (device == "gpu"), line
+        assert (Path(config.out).parts[1] == dataset) == (dataset != "ml-1m"), line
     assert len({line.split("--out ")[1].split()[0] for line in printed}) == len(printed)
 
 
 def grid_rows_of_the_script():
-    """The row names scripts/ml1m_decay_grid.sh trains (their run folders' names)."""
+    """The row names scripts/decay_grid.sh ml-1m trains (their run folders' names)."""
     return [Path(line.split("--out ")[1].split()[0]).name for line in grid_commands("cpu")]
 
 
@@ -445,7 +449,7 @@ def test_grid_table_orders_rows_by_the_grid_and_marks_early_stops(tmp_path):
     assert "decay-grid-gpu-sasrec-len800.json" in gpu[2]
     bidirectional = grid_table.main(["--results", str(tmp_path), "--direction", "bidirectional"])
     assert [line.split(" | ")[0] for line in bidirectional if line.startswith("| b")] == ["| bert4rec"] * 2
-    with pytest.raises(SystemExit, match="no finished gpu rows"):
+    with pytest.raises(SystemExit, match="no finished gpu ml-1m rows"):
         grid_table.main(["--results", str(tmp_path / "empty"), "--device", "gpu"])
 
 

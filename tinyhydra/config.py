@@ -1,4 +1,4 @@
-"""The settings of a training run: every flag of ``examples/train_ml1m.py``, checked.
+"""The settings of a training run: every flag of ``examples/train.py``, checked.
 
 :class:`Config` is read from the command line by :func:`tinyhydra.cli.parse_config`
 (``--batch-size 64`` sets ``batch_size``) and saved in every checkpoint, so that
@@ -15,23 +15,31 @@ from dataclasses import dataclass
 
 from . import models
 from .cli import flag
+from .data import DATA_FORMATS, DATASETS
 from .errors import UsageError
 
 BIDIRECTIONAL = {name for name, model_class in models.MODELS.items() if not model_class.causal}
 LOSSES = ("auto", *models.LOSSES)
 EVALS = ("both", "full", "sampled", "none")
+DEFAULT_MAX_LEN = 200  # --max-len of a --data file that names no --dataset
 SAMPLED_EVAL_NEGATIVES = 100  # the sampled protocol ranks each target among this many items
 
 
 @dataclass
 class Config:
-    data: str = flag("", "SASRec .txt(.gz), ratings.dat or ml-1m.zip; '' downloads ml-1m.zip")
+    dataset: str = flag("ml-1m", "named data set: downloaded, checked and cached when --data is "
+                                 "not given; with --data, the data set that file holds",
+                        choices=DATASETS)
+    data: str = flag("", "a local data file (layout: --data-format); '' = the --dataset, downloaded")
+    data_format: str = flag("auto", "layout of --data; auto = detected from the file",
+                            choices=("auto", *DATA_FORMATS))
     model: str = flag("sasrec", "causal (SASRec-style) or bidirectional (BERT4Rec-style) model",
                       choices=models.MODELS)
     device: str = flag("cpu", "gpu needs CuPy", choices=("cpu", "gpu"))
     epochs: int = flag(200, "at most this many passes over the training data")
     batch_size: int = flag(128, "sequences per step")
-    max_len: int = flag(200, "items per training and evaluation sequence")
+    max_len: int = flag(0, "items per training and evaluation sequence; 0 = the data set's "
+                           "default (200 for MovieLens, 50 for Beauty)")
     dim: int = flag(0, "embedding size; 0 = the model's default (SASRec 50, BERT4Rec 64)")
     layers: int = flag(2, "transformer blocks")
     heads: int = flag(0, "attention heads (must divide the dim); 0 = the model's default "
@@ -108,9 +116,17 @@ def validate(config: Config) -> Config:
     """``config`` with ``loss`` auto resolved and ``out`` defaulted; raises UsageError
     naming the flag for any value that cannot work (NaN and inf never get here:
     the parser refuses them)."""
-    for name in ("epochs", "batch_size", "max_len", "negatives", "eval_every", "patience"):
+    for name in ("epochs", "batch_size", "negatives", "eval_every", "patience"):
         _require(getattr(config, name) >= 1, name, getattr(config, name), "must be >= 1")
-    for name in ("dim", "layers", "heads", "conv", "seed", "max_steps", "max_minutes", "lr",
+    _require(config.dataset in DATASETS or (config.data and not config.dataset), "dataset", config.dataset,
+             f"must be one of {', '.join(DATASETS)} (or give a local file with --data)")
+    _require(config.data_format in ("auto", *DATA_FORMATS), "data_format", config.data_format,
+             f"must be auto or one of {', '.join(DATA_FORMATS)}")
+    _require(config.data_format == "auto" or config.data, "data_format", config.data_format,
+             f"is the layout of a --data file; --dataset {config.dataset} has its own, leave it out")
+    if config.max_len == 0:
+        config.max_len = DATASETS[config.dataset].max_len if config.dataset else DEFAULT_MAX_LEN
+    for name in ("max_len", "dim", "layers", "heads", "conv", "seed", "max_steps", "max_minutes", "lr",
                  "weight_decay"):
         _require(getattr(config, name) >= 0, name, getattr(config, name), "must be >= 0")
     for name in ("mask_prob", "mask_last", "random_window"):

@@ -7,8 +7,9 @@ The whole pipeline in one picture::
                                                           --eval_inputs-----> (users, inputs, targets)
 
 One module per step: :mod:`.readers` (files -> Interactions, and synthetic data),
-:mod:`.download` (MovieLens-1M into a cache), :mod:`.split` (leave-one-out and the
-evaluation inputs), :mod:`.batches` (training epochs and windows).
+:mod:`.grouplens` (MovieLens ratings), :mod:`.download` (a checked file in a cache),
+:mod:`.datasets` (the registries of file layouts and named data sets), :mod:`.split`
+(leave-one-out and the evaluation inputs), :mod:`.batches` (training epochs and windows).
 
 Conventions used everywhere:
 
@@ -29,11 +30,12 @@ from .batches import (
     cloze_batches,
     training_windows,
 )
-from .download import ML1M_MD5, ML1M_URL, default_cache_dir, download_ml1m
+from .datasets import DATA_FORMATS, DATASETS, DataFormat, DataSet, detect_format, load_dataset
+from .download import ML1M_MD5, ML1M_URL, default_cache_dir, download_file, download_ml1m, file_digest
+from .grouplens import read_movielens_ratings
 from .readers import (
     Interactions,
-    load_dataset,
-    read_movielens_ratings,
+    read_per_user_txt,
     read_sasrec_txt,
     synthetic_interactions,
     write_sasrec_txt,
@@ -52,7 +54,8 @@ from .split import (
 
 __all__ = [
     "DataFormatError", "DownloadError", "Interactions", "read_sasrec_txt", "read_movielens_ratings",
-    "load_dataset", "write_sasrec_txt", "synthetic_interactions", "ML1M_URL", "ML1M_MD5",
+    "read_per_user_txt", "load_dataset", "detect_format", "DATA_FORMATS", "DATASETS", "DataFormat",
+    "DataSet", "download_file", "file_digest", "write_sasrec_txt", "synthetic_interactions", "ML1M_URL", "ML1M_MD5",
     "default_cache_dir", "download_ml1m", "Split", "leave_one_out", "pad_left", "membership_mask",
     "eval_inputs", "seen_items", "sample_negatives_for_eval", "fewest_unseen_items",
     "interacted_items", "Epoch", "training_windows", "CausalBatch", "ClozeBatch", "causal_batches", "cloze_batches",

@@ -1,4 +1,7 @@
-"""Reading interaction files: SASRec's ``user item`` text and GroupLens' ``ratings.dat``.
+"""Reading interaction text files: SASRec's ``user item`` lines and one line per user.
+
+GroupLens' MovieLens files are read in :mod:`.grouplens`; the registry of layouts and
+named data sets is :mod:`.datasets`.
 
 Both readers parse with ``np.loadtxt`` (a C parser). Only when it fails are the lines
 scanned again in Python, to name the first bad line in a :class:`DataFormatError`.
@@ -9,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import re
 import zipfile
 import zlib
@@ -21,8 +23,9 @@ import numpy as np
 
 from ..errors import DataFormatError
 
-FORMATS = ("a SASRec .txt or .txt.gz file ('user item' per line), a GroupLens ratings.dat "
-           "or ml-1m.zip")
+FORMATS = ("a SASRec .txt(.gz) file ('user item' per line), a per-user .txt(.gz) file "
+           "('user item item ...' per line), a GroupLens ratings.dat, ratings.csv, ml-1m.zip or "
+           "ml-20m.zip")
 INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -200,55 +203,37 @@ def read_sasrec_txt(path) -> Interactions:
     return Interactions(_group_by_user(users, items, num_users), num_users, num_items)
 
 
-def _counts_per_row(ids: np.ndarray) -> np.ndarray:
-    """For each entry, how often its value occurs in ``ids``."""
-    _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
-    return counts[inverse]
+def read_per_user_txt(path) -> Interactions:
+    """Read one line per user, ``user item_1 item_2 ... item_n`` (S3-Rec's ``Beauty.txt``).
 
-
-def read_movielens_ratings(path, min_count: int = 5) -> Interactions:
-    """Read GroupLens ``ratings.dat`` (``UserID::MovieID::Rating::Timestamp``) or ``ml-1m.zip``.
-
-    Follows SASRec's preprocessing: every rating is an implicit interaction; one
-    filtering pass keeps the lines whose user AND item each have >= ``min_count``
-    ratings in the raw file (counted once, before filtering, not iterated to a
-    fixed point); each user's items are sorted by timestamp (stable: ties keep file
-    order). New ids: users 1..U in ascending original UserID; items 1..I in order of
-    first appearance in the filtered lines in file order. (SASRec's published
-    ``ml-1m.txt`` numbers users in another order, so its ids differ from these; its
-    sequences should match up to renaming and the order of equal timestamps.)
+    Items are in time order; lines are users (their ids kept in line order when they are
+    exactly ``1..U``, remapped to 1..U by sorted id otherwise). Items that are exactly
+    ``1..I`` stay as they are, otherwise they are remapped by sorted id, as in
+    :func:`read_sasrec_txt`. Raises :class:`DataFormatError` naming the file and line for a
+    line without an item, a non-integer or non-positive id, or a user on two lines.
     """
-    if str(path).endswith(".zip"):
-        member = "ml-1m/ratings.dat"
-        data, where = _read_zip_member(path, member), f"{path}:{member}"
-    else:
-        data, where = _read_bytes(path), str(path)
-    table = _parse_int_table(data, where, ("UserID", "MovieID", "Rating", "Timestamp"), sep="::")
-    users, items, times = table[:, 0], table[:, 1], table[:, 3]
-
-    keep = (_counts_per_row(users) >= min_count) & (_counts_per_row(items) >= min_count)
-    users, items, times = users[keep], items[keep], times[keep]
-    if len(users) == 0:
-        raise DataFormatError(where, None, f"no user and item has >= {min_count} ratings")
-
-    users, num_users = _dense_ids(users)
-    unique, first_row, inverse = np.unique(items, return_index=True, return_inverse=True)
-    new_id = np.empty(len(unique), dtype=np.int64)
-    new_id[np.argsort(first_row)] = np.arange(1, len(unique) + 1)  # first appearance -> 1, 2, ...
-    items = new_id[inverse]
-
-    by_time = np.argsort(times, kind="stable")  # grouping by user below is stable too
-    return Interactions(_group_by_user(users[by_time], items[by_time], num_users), num_users, len(unique))
-
-
-def load_dataset(path) -> Interactions:
-    """Pick the reader from the file name: ``*.zip`` / ``*.dat[.gz]`` -> GroupLens, ``*.txt[.gz]`` -> SASRec."""
-    name = os.path.basename(str(path)).lower()
-    if name.endswith((".zip", ".dat", ".dat.gz")):
-        return read_movielens_ratings(path)
-    if name.endswith((".txt", ".txt.gz")):
-        return read_sasrec_txt(path)
-    raise DataFormatError(path, None, f"don't know how to read this file name: expected {FORMATS}")
+    text = _read_bytes(path).replace(b"\r\n", b"\n").decode("latin-1")
+    lines = [(n, line.split()) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
+    if not lines:
+        raise DataFormatError(path, 1, "file is empty (expected lines of <user id> <item id> ...)")
+    for lineno, fields in lines:
+        if len(fields) < 2:
+            raise DataFormatError(path, lineno, f"expected <user id> <item id> ..., got {fields!r}")
+        for name, field in zip(("user id",) + ("item id",) * (len(fields) - 1), fields):
+            problem = _field_error(name, field, True, " ".join(fields))
+            if problem:
+                raise DataFormatError(path, lineno, problem)
+    users = np.array([int(fields[0]) for _, fields in lines], dtype=np.int64)
+    unique_users, first = np.unique(users, return_index=True)
+    if len(unique_users) != len(users):
+        repeated = np.setdiff1d(np.arange(len(users)), first)[0]
+        raise DataFormatError(path, lines[repeated][0], f"user {users[repeated]} already had a "
+                              "line: this layout has one line per user (--data-format sasrec?)")
+    lengths = np.array([len(fields) - 1 for _, fields in lines])
+    items, num_items = _dense_ids(np.array([int(i) for _, f in lines for i in f[1:]], dtype=np.int64))
+    per_line = np.split(items, np.cumsum(lengths)[:-1])
+    order = np.argsort(users, kind="stable")  # users in ascending id
+    return Interactions([per_line[i] for i in order], len(users), num_items)
 
 
 def write_sasrec_txt(interactions: Interactions, path) -> None:

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The decayed-Hydra comparison on MovieLens-1M: every row from scratch, one recipe per
-# direction, explicit epochs (no wall-clock limits). Each row trains into runs/<direction>/<row>
-# and, when it has finished, copies its metrics.json to results/decay-grid-<row>.json.
+# The decayed-Hydra comparison on a named data set (ml-1m, ml-20m, beauty): every row from
+# scratch, one recipe per direction, explicit epochs (no wall-clock limits). On ML-1M each row
+# trains into runs/<direction>/<row> and, when it has finished, copies its metrics.json to
+# results/decay-grid-<row>.json; on another data set into runs/<dataset>/<direction>/<row> and
+# results/decay-grid-<dataset>-<row>.json.
 # A row whose folder holds a checkpoint continues it with --resume (exact: a resumed run is
 # the run that never stopped), so running this script again picks up where it was stopped.
 #
-# Usage: bash scripts/ml1m_decay_grid.sh DATA [ROW ...]     (no ROW: every row, one after another)
-#   DATA: SASRec-format ml-1m.txt(.gz); ROW: a name below, e.g. sasrec hydrarec-uni-decay
+# Usage: bash scripts/decay_grid.sh DATASET [ROW ...]   (no ROW: the data set's rows in order)
+#   DATASET: ml-1m, ml-20m or beauty; ROW: a name below, e.g. sasrec hydrarec-uni-decay
+#   DATA=PATH: train on that local file of the data set instead of downloading it
 # Run two rows at once on a 2-core machine, each with one BLAS thread (set here).
 # DEVICE=gpu trains on CuPy instead, into runs/<direction>-gpu/<row> and
 # results/decay-grid-gpu-<row>.json (a GPU row is a run of its own, never mixed with a CPU one).
@@ -15,8 +18,10 @@
 # DRY_RUN=1 prints each row's command instead of running it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-data=${1:?SASRec-format ml-1m.txt(.gz)}
+dataset=${1:?a data set: ml-1m, ml-20m or beauty}
 shift
+source=(--dataset "$dataset")
+[ -n "${DATA:-}" ] && source+=(--data "$DATA")
 export OPENBLAS_NUM_THREADS=1 PYTHONUNBUFFERED=1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's tinyhydra, installed or not
 
@@ -57,7 +62,10 @@ done
 # the long-budget pair: up to 300 epochs, early stopping on validation NDCG@10
 rows[sasrec-e300]="causal --model sasrec --epochs 300"
 rows[hydrarec-uni-decay-e300]="causal --model hydrarec-uni-decay --epochs 300"
-order=(sasrec hydrarec-uni-decay hydrarec-uni hydrarec-uni-conv hydrarec-uni-decay-conv
+# the whole comparison, for any data set: both directions, plain and decayed Hydra
+grid=(sasrec hydrarec-uni hydrarec-uni-decay bert4rec hydrarec-bi hydrarec-bi-decay)
+# ML-1M's rows in the order they were first trained
+ml1m=(sasrec hydrarec-uni-decay hydrarec-uni hydrarec-uni-conv hydrarec-uni-decay-conv
        hydrarec-uni-decay-fixed bert4rec hydrarec-bi-decay hydrarec-bi sasrec-e30
        hydrarec-uni-decay-e30 sasrec-len800 hydrarec-uni-decay-len800)
 
@@ -68,10 +76,12 @@ run() {  # run ROW
   local device=${DEVICE:-cpu} suffix="" resume=() on=() name=$row
   [ "$device" = cpu ] || { suffix="-$device"; on=(--device "$device"); }
   [ -n "${SEED:-}" ] && { name=$row-seed$SEED; on+=(--seed "$SEED"); }
-  local out="runs/$direction$suffix/$name" result="results/decay-grid$suffix-$name.json"
+  local where="" tag=""
+  [ "$dataset" = ml-1m ] || { where="$dataset/"; tag="-$dataset"; }
+  local out="runs/$where$direction$suffix/$name" result="results/decay-grid$suffix$tag-$name.json"
   [ -f "$out/checkpoint.npz" ] && resume=(--resume)
   # shellcheck disable=SC2206  # $flags is a list of flags
-  local command=(examples/train_ml1m.py --data "$data" "${recipe[@]}" $flags "${on[@]}"
+  local command=(examples/train.py "${source[@]}" "${recipe[@]}" $flags "${on[@]}"
                  --progress false --out "$out" "${resume[@]}")
   if [ -n "${DRY_RUN:-}" ]; then  # print the command instead (tests check every row's flags)
     echo "${command[*]}"
@@ -87,6 +97,8 @@ run() {  # run ROW
 }
 
 main() {
+  local order=("${grid[@]}")
+  [ "$dataset" = ml-1m ] && order=("${ml1m[@]}")
   for row in "${@:-${order[@]}}"; do
     run "$row"
   done
