@@ -7,6 +7,7 @@ traceback. Placeholders: {data} a good dataset, {small} one of 50 items, {tmp} t
 row's folder, {run} a finished sasrec run copied into it; ``files`` are written into
 {tmp} first (bytes, or a callable that makes the file).
 """
+import dataclasses
 import gzip
 import shlex
 import shutil
@@ -130,7 +131,7 @@ ROWS = [
     ("--data {tmp}/huge.txt", 1, ["huge.txt, line 2", "int64"],
      {"huge.txt": b"1 2\n1 99999999999999999999\n"}),
     ("--data {tmp}/zero.txt", 1, ["zero.txt, line 1", "positive"], {"zero.txt": b"0 2\n"}),
-    ("--data {tmp}/ratings.csv", 1, ["ratings.csv", "don't know how to read"], {"ratings.csv": b"1,2\n"}),
+    ("--data {tmp}/ratings.csv", 1, ["ratings.csv", "line 1", "separate fields by spaces or tabs"], {"ratings.csv": b"1,2\n"}),
     ("--data {tmp}/ratings.dat", 1, ["ratings.dat, line 2", "expected 4 fields"],
      {"ratings.dat": b"1::2::5::100\n1::3::4\n"}),
     ("--data {tmp}/ml-1m.zip", 1, ["ml-1m.zip", "not a readable zip"], {"ml-1m.zip": garbage}),
@@ -205,11 +206,13 @@ def test_every_mistake_is_one_line_and_an_exit_status(script, datasets, tmp_path
     assert after == before  # caught before anything was written
 
 
-def test_download_failure_is_one_line(script, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(data.download, "ML1M_URL", "http://127.0.0.1:9/ml-1m.zip")  # closed port
+@pytest.mark.parametrize("dataset", list(data.DATASETS))
+def test_download_failure_is_one_line(script, tmp_path, capsys, monkeypatch, dataset):
+    closed = dataclasses.replace(data.DATASETS[dataset], url="http://127.0.0.1:9/file")  # closed port
+    monkeypatch.setitem(data.DATASETS, dataset, closed)
     monkeypatch.setenv("TINYHYDRA_CACHE", str(tmp_path / "cache"))
     with pytest.raises(SystemExit) as stop:
-        script.main(["--out", str(tmp_path / "out")])
+        script.main(["--dataset", dataset, "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert stop.value.code == 1 and err.count("\n") == 1
     assert "could not download" in err and "--data" in err

@@ -45,6 +45,8 @@ def _csv_table(data: bytes, where: str) -> np.ndarray:
         raise DataFormatError(where, 1, f"expected the header {CSV_HEADER.decode()!r}, got "
                               f"{lines[0][:60].decode('latin-1')!r}")
     body = lines[1] if len(lines) > 1 else b""
+    if not body.strip():
+        raise DataFormatError(where, None, "has a header but no ratings")
     try:
         table = np.loadtxt(io.BytesIO(body), dtype=np.int64, delimiter=",", usecols=(0, 1, 3),
                            comments=None, ndmin=2, encoding="latin-1")
@@ -59,7 +61,7 @@ def _csv_table(data: bytes, where: str) -> np.ndarray:
                              or not fields[3].strip().lstrip("-").isdigit()):
             raise DataFormatError(where, lineno, "expected userId,movieId,rating,timestamp with "
                                   f"positive integer ids and an integer timestamp, got {line!r}")
-    raise DataFormatError(where, None, "has a header but no ratings")
+    raise DataFormatError(where, None, "could not be parsed (no bad line found; please report)")
 
 
 def read_movielens_ratings(path, min_count: int = 5) -> Interactions:
