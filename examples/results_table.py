@@ -15,17 +15,21 @@ import sys
 from dataclasses import dataclass
 
 from tinyhydra import cli
-from tinyhydra.config import BIDIRECTIONAL, Config, validate
+from tinyhydra.config import BIDIRECTIONAL, Config, validate, with_recipe
 from tinyhydra.errors import DataFormatError, UsageError
 
 COLUMNS = [("full/HR@10", "full HR@10"), ("full/NDCG@10", "full NDCG@10"),
            ("sampled/HR@10", "sampled HR@10"), ("sampled/NDCG@10", "sampled NDCG@10")]
-# Size and training-recipe flags named in a run's label when they differ from train_ml1m's
-# defaults (as a run records them: validate() resolves --loss auto), so two runs of one
-# model with different sizes or recipes get different rows.
+# Size and training-recipe flags named in a run's label when they differ from train.py's
+# defaults for its model (as a run records them: validate() resolves --loss auto), so two
+# runs of one model with different sizes or recipes get different rows.
 RECIPE_FLAGS = ("dim", "heads", "loss", "lr", "weight_decay", "mask_prob", "mask_last", "random_window", "ema")
-_DEFAULTS = dataclasses.asdict(validate(Config()))
-RECIPE_DEFAULTS = {name: _DEFAULTS[name] for name in RECIPE_FLAGS}
+
+
+def recipe_defaults(model: str) -> dict:
+    """The recipe flags' defaults of a run of ``model`` (its direction's recipe)."""
+    defaults = dataclasses.asdict(validate(with_recipe(Config(model=model), set())))
+    return {name: defaults[name] for name in RECIPE_FLAGS}
 
 
 @dataclass
@@ -41,13 +45,13 @@ def load_run(path) -> dict:
             return json.load(f)
     except (OSError, ValueError) as error:
         raise DataFormatError(path, None, f"is not a readable metrics.json ({error}); give the "
-                              "metrics.json files that train_ml1m.py writes") from None
+                              "metrics.json files that train.py writes") from None
 
 
 def run_label(run: dict) -> str:
     """'bert4rec --dim 256 --mask-last 1.0': the model and its non-default flags."""
     config = run.get("config", {})
-    flags = [f"--{name.replace('_', '-')} {config[name]}" for name, default in RECIPE_DEFAULTS.items()
+    flags = [f"--{name.replace('_', '-')} {config[name]}" for name, default in recipe_defaults(run["model"]).items()
              if name in config and config[name] != default
              and not (name.startswith("mask") and run["model"] not in BIDIRECTIONAL)]
     return " ".join([run["model"], *flags])

@@ -41,7 +41,14 @@ import numpy as np
 
 import tinyhydra as th
 from tinyhydra import backend, checkpoint, cli, data, metrics, models, optim, runs
-from tinyhydra.config import BIDIRECTIONAL, SAMPLED_EVAL_NEGATIVES, Config, model_kwargs, validate
+from tinyhydra.config import (
+    BIDIRECTIONAL,
+    SAMPLED_EVAL_NEGATIVES,
+    Config,
+    model_kwargs,
+    validate,
+    with_recipe,
+)
 from tinyhydra.errors import BackendError, DataFormatError, UsageError
 
 try:
@@ -55,7 +62,7 @@ def parse_args(argv) -> tuple[Config, set[str]]:
     config, given = cli.parse_config(Config, argv, description=__doc__)
     if config.data and "dataset" not in given:
         config.dataset = ""  # a local file of no named data set
-    return validate(config), given
+    return validate(with_recipe(config, given)), given
 
 
 # ----------------------------------------------------------------------- training

@@ -113,7 +113,8 @@ ROWS = [
     (RUN + " --data {data}", 2, ["already holds a run", "--resume", "--overwrite"], None),
     ("--data {data} --out {tmp}/empty --resume", 2, ["--resume", "no checkpoint", "leave out --resume"],
      {"empty": folder}),
-    (RUN + " --resume --model hydrarec-uni", 2, ["sasrec", "hydrarec-uni", "--overwrite"], None),
+    (RUN + " --resume --model hydrarec-uni", 2, ["hydrarec-uni-decay", "not --model hydrarec-uni", "--overwrite"],
+     None),
     (RUN + " --resume --dim 8", 2, ["--dim 16", "not --dim 8", "leave out --dim"], None),
     # ------------------------------------------------ data that do not fit: exit 2
     ("--data {small} --out {tmp}/out", 2, ["--eval both", "only", "--eval full"], None),
@@ -147,8 +148,8 @@ ROWS = [
     (RUN + " --resume", 1, ["not a checkpoint written by tinyhydra", "--overwrite"],
      {"run/checkpoint.npz": foreign_npz}),
     (RUN + " --resume", 1, ["not a training checkpoint", "--overwrite"], {"run/checkpoint.npz": weights_only}),
-    (RUN + " --resume --data {small} --eval full", 1, ["does not fit this SASRec", "the data the run was trained on"],
-     None),
+    (RUN + " --resume --data {small} --eval full", 1,
+     ["does not fit this DecayedHydraRecUni", "the data the run was trained on"], None),
 ]
 
 
@@ -164,7 +165,7 @@ def datasets(tmp_path_factory, script):
     data.write_sasrec_txt(data.synthetic_interactions(60, 300, 8, 20, seed=0), paths["data"])
     data.write_sasrec_txt(data.synthetic_interactions(30, 50, 5, 10, seed=0), paths["small"])
     paths["run"] = folder / "run"
-    script.main(["--data", str(paths["data"]), "--out", str(paths["run"]), "--epochs", "1",
+    script.main(["--data", str(paths["data"]), "--out", str(paths["run"]), "--epochs", "1", "--eval-every", "1",
                  "--max-len", "8", "--dim", "16", "--eval", "full", "--progress", "false"])
     return paths
 

@@ -34,7 +34,7 @@ def dataset(tmp_path_factory):
 
 def small_run(dataset, out, *extra):
     return ["--data", str(dataset), "--out", str(out), "--max-len", "16", "--dim", "16",
-            "--batch-size", "64", "--progress", "false", *extra]
+            "--batch-size", "64", "--eval-every", "1", "--progress", "false", *extra]
 
 
 @pytest.mark.parametrize("model", sorted(models.MODELS))
@@ -113,7 +113,7 @@ def test_resume_continues_the_moving_average(script, dataset, tmp_path):
     assert continued.decay == 0.9  # the command line's decay
     for average, weight in zip(continued.averages, weights.values()):
         np.testing.assert_array_equal(average, weight + 1.0)
-    assert script.moving_average(script.validate(script.Config()), model, saved) is None
+    assert script.moving_average(script.validate(script.Config(ema=0.0)), model, saved) is None
 
 
 def test_resume_keeps_the_folder_it_reads_the_checkpoint_from(script):
@@ -131,7 +131,7 @@ def test_resume_on_other_data_says_the_checkpoint_does_not_fit(script, dataset, 
     with pytest.raises(SystemExit) as stop:
         script.main(["--out", str(tmp_path), "--resume", "--epochs", "2", "--data", str(other)])
     assert stop.value.code == 1
-    assert "does not fit this SASRec" in capsys.readouterr().err
+    assert "does not fit this DecayedHydraRecUni" in capsys.readouterr().err
 
 
 def test_overwrite_starts_over_and_leaves_nothing_of_the_old_run(script, dataset, tmp_path):
@@ -310,22 +310,24 @@ def test_results_table_lists_each_run(results_table, script, dataset, tmp_path):
     script.main(small_run(dataset, tmp_path, "--epochs", "1"))
     text = results_table.table([tmp_path / "metrics.json"])
     rows = text.splitlines()
-    assert len(rows) == 3 and rows[2].startswith("| sasrec --dim 16 | 1 (1) |")
+    assert len(rows) == 3 and rows[2].startswith("| hydrarec-uni-decay --dim 16 | 1 (1) |")
     assert rows[2].count("|") == rows[0].count("|")
     history = results_table.history_table([tmp_path / "metrics.json"]).splitlines()
-    assert history[0] == "| model | ep 1 |" and history[2].startswith("| sasrec --dim 16 | 0.")
+    assert history[0] == "| model | ep 1 |" and history[2].startswith("| hydrarec-uni-decay --dim 16 | 0.")
 
 
 def test_results_table_names_non_default_recipes(results_table):
-    config = {"loss": "ce", "lr": 0.001, "mask_prob": 0.2, "mask_last": 1.0}
-    assert results_table.run_label({"model": "bert4rec", "config": config}) == "bert4rec --mask-last 1.0"
+    """Flags are named against the model's direction's recipe: masking the last item is the
+    bidirectional default; no weight averaging or windows differ from either."""
+    config = {"loss": "ce", "lr": 0.001, "mask_prob": 0.2, "mask_last": 1.0, "random_window": 1.0, "ema": 0.998}
+    assert results_table.run_label({"model": "bert4rec", "config": config}) == "bert4rec"
     assert results_table.run_label({"model": "sasrec", "config": {**config, "lr": 0.002}}) == "sasrec --lr 0.002"
-    bigger = {**config, "dim": 256, "heads": 4}
+    bigger = {**config, "dim": 256, "heads": 4, "mask_last": 0.0}
     assert (results_table.run_label({"model": "bert4rec", "config": bigger})
-            == "bert4rec --dim 256 --heads 4 --mask-last 1.0")
-    windows = {**config, "random_window": 0.5, "ema": 0.998}
-    assert (results_table.run_label({"model": "bert4rec", "config": windows})
-            == "bert4rec --mask-last 1.0 --random-window 0.5 --ema 0.998")
+            == "bert4rec --dim 256 --heads 4 --mask-last 0.0")
+    first_version = {**config, "random_window": 0.0, "ema": 0.0}
+    assert (results_table.run_label({"model": "sasrec", "config": first_version})
+            == "sasrec --random-window 0.0 --ema 0.0")
 
 
 def test_results_table_history_at_chosen_epochs(results_table, tmp_path):
