@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from tinyhydra.data import DATASETS
+from tinyhydra.models import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 # the order rows are shown in: baselines first, then the decayed models and their ablations
@@ -63,6 +64,47 @@ def finished_rows(results: Path, device: str = "cpu", direction: str | None = No
     return {row: rows[row] for row in sorted(rows, key=lambda r: (rank.get(seed_42_row(r), len(ORDER)), r))}
 
 
+# The rows of the README's headline table, per data set: the grid's six models, each from
+# scratch with the defaults of its direction (scripts/decay_grid.sh DATASET ROW). Notebook 05
+# compares exactly these rows; a row that has not finished is left out.
+HEADLINE_ROWS = ("sasrec", "hydrarec-uni", "hydrarec-uni-decay", "bert4rec", "hydrarec-bi", "hydrarec-bi-decay")
+
+
+def headline_runs(dataset: str, results: Path = ROOT / "results") -> dict[str, dict]:
+    """{row: metrics} of the finished headline rows of ``dataset`` (``results/decay-grid-[<dataset>-]<row>.json``)."""
+    paths = {row: results / f"{file_prefix('cpu', dataset)}{row}.json" for row in HEADLINE_ROWS}
+    return {row: dict(json.loads(path.read_text()), file=path.name) for row, path in paths.items() if path.exists()}
+
+
+def headline_table(dataset: str, results: Path = ROOT / "results") -> list[str]:
+    """The README's table of ``dataset``: one line per finished headline row."""
+    lines = ["| model | training | epochs | s/epoch | " + " | ".join(TEST_COLUMNS).replace("/", " ") + " | metrics |",
+             "|" + " --- |" * 9]
+    for row, run in headline_runs(dataset, results).items():
+        direction = direction_of(run)
+        test = run["test"]
+        lines.append(f"| {MODELS[row].__name__} | defaults ({direction} recipe) | {run['epochs_run']} | "
+                     f"{run['seconds_per_epoch']:.0f} | " + " | ".join(f"{test[c]:.4f}" for c in TEST_COLUMNS)
+                     + f" | [json](results/{run['file']}) |")
+    return lines
+
+
+def verdicts(dataset: str, results: Path = ROOT / "results") -> list[str]:
+    """Each Hydra row against the softmax row of its direction: quality and time ratios."""
+    runs, lines = headline_runs(dataset, results), []
+    for base, variants in (("sasrec", ("hydrarec-uni", "hydrarec-uni-decay")),
+                           ("bert4rec", ("hydrarec-bi", "hydrarec-bi-decay"))):
+        for variant in variants:
+            if base in runs and variant in runs:
+                v, b = runs[variant], runs[base]
+                quality = v["test"]["full/NDCG@10"] / b["test"]["full/NDCG@10"]
+                lines.append(f"{dataset}: {variant} vs {base}: full NDCG@10 {v['test']['full/NDCG@10']:.4f} vs "
+                             f"{b['test']['full/NDCG@10']:.4f} (x{quality:.3f}, "
+                             f"{'at least matches' if quality >= 1 else 'behind'}); s/epoch "
+                             f"{v['seconds_per_epoch']:.1f} vs {b['seconds_per_epoch']:.1f}")
+    return lines
+
+
 def test_table(rows: dict[str, dict], device: str = "cpu", dataset: str = "ml-1m") -> list[str]:
     """One line per row: epochs run (best validation epoch), max_len, seconds per epoch, test metrics."""
     prefix = file_prefix(device, dataset)
@@ -95,7 +137,13 @@ def main(argv=None) -> list[str]:
     parser.add_argument("--dataset", choices=list(DATASETS), default="ml-1m", help="whose rows (default ml-1m)")
     parser.add_argument("--valid-every", type=int, default=10, help="validation table step in epochs (0: none)")
     parser.add_argument("--results", type=Path, default=ROOT / "results", help="folder of decay-grid-*.json")
+    parser.add_argument("--headline", action="store_true",
+                        help="the README's headline table of --dataset and its verdicts instead")
     args = parser.parse_args(argv)
+    if args.headline:
+        lines = [*headline_table(args.dataset, args.results), "", *verdicts(args.dataset, args.results)]
+        print("\n".join(lines))
+        return lines
     rows = finished_rows(args.results, args.device, args.direction, args.dataset)
     if not rows:
         raise SystemExit(f"no finished {args.device} {args.dataset} rows in {args.results}: run "

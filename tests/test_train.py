@@ -489,3 +489,19 @@ def test_compare_runs_recomputes_each_run_and_bootstraps_the_difference(script, 
         compare.main([*map(str, folders), "--resamples", "10"])
     with pytest.raises(SystemExit, match="not a run folder"):
         compare.main([str(folders[0]), str(tmp_path)])
+
+
+@pytest.mark.parametrize("dataset", ["ml-1m", "beauty", "ml-20m"])
+def test_readme_holds_every_finished_headline_row_and_its_verdicts(dataset):
+    """The README's headline table is scripts/grid_table.py --headline, row for row, and each
+    verdict that notebook 05 prints (grid_table.verdicts) reads its two numbers from those rows."""
+    grid_table = load_script("scripts", "grid_table")
+    readme = (ROOT / "README.md").read_text()
+    missing = [line for line in grid_table.headline_table(dataset)[2:] if line not in readme]
+    assert not missing, f"paste `python scripts/grid_table.py --headline --dataset {dataset}` into README.md: {missing}"
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in grid_table.headline_table(dataset)[2:]}
+    names = {row: models.MODELS[row].__name__ for row in grid_table.HEADLINE_ROWS}
+    for verdict in grid_table.verdicts(dataset):
+        variant, base = verdict.split(": ")[1].split(" vs ")
+        ours, theirs = verdict.split("full NDCG@10 ")[1].split(" (")[0].split(" vs ")
+        assert f"| {ours} |" in rows[names[variant]] and f"| {theirs} |" in rows[names[base]], verdict
