@@ -9,6 +9,9 @@ Rows: ``sasrec-e30-h<H>`` (softmax, H heads of D/H features; H = 1 is ``sasrec-e
 ``<model>-len<L>`` (L = 200 is ``<model>-e30``). A row that has not finished is left out
 and named. Seconds per epoch come from the training runs (validation excluded) on this
 machine, two runs sharing its two cores; they are what the runs took, not a benchmark.
+The length table adds, where ``results/length_costs/L<L>/train_step.json`` exists, the
+benchmark's seconds per training step (this process's CPU clock, one thread, B = 128) and the
+peak extra memory of one step, which a busy machine does not distort, and fits both slopes.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ HEADS = (1, 2, 5, 10, 25, 50)
 LENGTHS = (50, 100, 200, 400, 800)
 KERNELS = {"softmax": "sasrec", "cosine": "hydrarec-uni"}  # kernel -> model of its rows
 LENGTH_MODELS = ("sasrec", "hydrarec-uni", "hydrarec-uni-decay")
+BENCHMARK_KIND = {"sasrec": "softmax", "hydrarec-uni": "hydra", "hydrarec-uni-decay": "decayed-hydra"}
 METRIC = "full/NDCG@10"
 
 
@@ -63,50 +67,72 @@ def heads_table(results: Path) -> tuple[list[str], dict]:
                          f"[{row}](../results/decay-grid-{row}.json) |")
     if missing:
         lines += ["", "Not trained yet: " + ", ".join(missing) + "."]
-    return lines, points
+    return lines, quality_and_time(points)
+
+
+def step_costs(results: Path, model: str, length: int) -> tuple[float, float] | None:
+    """(seconds per step, peak GiB) of the benchmark at ``length``, or None."""
+    path = results / "length_costs" / f"L{length}" / "train_step.json"
+    if not path.exists():
+        return None
+    bench, kind = json.loads(path.read_text()), BENCHMARK_KIND[model]
+    return bench["models"][kind]["seconds_per_step"], bench["memory"][kind]["peak_bytes"] / 2**30
+
+
+def slope_line(what: str, series: dict) -> list[str]:
+    slopes = [f"{model} {fitted_slope(*zip(*pts)):.2f}" for model, pts in series.items() if len(pts) >= 2]
+    return ["", f"Fitted slope of log({what}) on log(L): " + ", ".join(slopes) + "."] if slopes else []
 
 
 def lengths_table(results: Path) -> tuple[list[str], dict]:
-    lines = ["| model | L | full NDCG@10 | s/epoch | row |", "| --- " * 5 + "|"]
+    lines = ["| model | L | full NDCG@10 | s/epoch (training) | s/step (benchmark) | peak GiB | row |",
+             "| --- " * 7 + "|"]
     points, missing = {model: [] for model in LENGTH_MODELS}, []
+    steps, memory = {model: [] for model in LENGTH_MODELS}, {model: [] for model in LENGTH_MODELS}
     for model in LENGTH_MODELS:
         for length in LENGTHS:
             row = length_row(model, length)
-            m = load(results, row)
+            m, costs = load(results, row), step_costs(results, model, length)
+            if costs:
+                steps[model].append((length, costs[0]))
+                memory[model].append((length, costs[1]))
             if m is None:
                 missing.append(row)
-                continue
-            points[model].append((length, m["test"][METRIC], m["seconds_per_epoch"]))
-            lines.append(f"| {model} | {length} | {m['test'][METRIC]:.4f} | {m['seconds_per_epoch']:.1f} | "
-                         f"[{row}](../results/decay-grid-{row}.json) |")
-    slopes = [f"{model} {fitted_slope(*zip(*[(p[0], p[2]) for p in pts])):.2f}"
-              for model, pts in points.items() if len(pts) >= 2]
-    if slopes:
-        lines += ["", "Fitted slope of log(s/epoch) on log(L): " + ", ".join(slopes) + "."]
+            else:
+                points[model].append((length, m["test"][METRIC], m["seconds_per_epoch"]))
+            if m or costs:
+                quality = f"{m['test'][METRIC]:.4f} | {m['seconds_per_epoch']:.1f}" if m else "- | -"
+                cost = f"{costs[0]:.3f} | {costs[1]:.2f}" if costs else "- | -"
+                link = f"[{row}](../results/decay-grid-{row}.json)" if m else "not trained yet"
+                lines.append(f"| {model} | {length} | {quality} | {cost} | {link} |")
+    lines += slope_line("s/epoch", {model: [(p[0], p[2]) for p in pts] for model, pts in points.items()})
+    lines += slope_line("s/step", steps) + slope_line("peak memory", memory)
     if missing:
         lines += ["", "Not trained yet: " + ", ".join(missing) + "."]
-    return lines, points
+    return lines, quality_and_time(points) + [("s/step (benchmark, CPU clock)", steps),
+                                              ("peak memory of a step (GiB)", memory)]
 
 
-def plot(points: dict, xlabel: str, path: Path, logx: bool = True) -> None:
+def quality_and_time(points: dict) -> list:
+    """The two panels of the training rows: (label, {name: [(x, y), ...]})."""
+    return [("test full NDCG@10", {k: [(p[0], p[1]) for p in pts] for k, pts in points.items()}),
+            ("s/epoch (training)", {k: [(p[0], p[2]) for p in pts] for k, pts in points.items()})]
+
+
+def plot(panels: list, xlabel: str, path: Path) -> None:
+    """One panel per (y label, {name: [(x, y), ...]}) that has points; log x, log y but for quality."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, (quality, time) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for name, pts in points.items():
-        if not pts:
-            continue
-        xs, ndcg, seconds = zip(*pts)
-        quality.plot(xs, ndcg, "o-", label=name)
-        time.plot(xs, seconds, "o-", label=name)
-    for axis, label in ((quality, "test full NDCG@10"), (time, "s/epoch (training)")):
-        axis.set_xlabel(xlabel)
-        axis.set_ylabel(label)
-        if logx:
-            axis.set_xscale("log")
+    panels = [panel for panel in panels if any(panel[1].values())]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 3.4), squeeze=False)
+    for axis, (label, series) in zip(axes[0], panels):
+        for name, pts in series.items():
+            if pts:
+                axis.plot(*zip(*pts), "o-", label=name)
+        axis.set(xlabel=xlabel, ylabel=label, xscale="log", yscale="linear" if "NDCG" in label else "log")
         axis.grid(alpha=0.3)
-    time.set_yscale("log")
-    quality.legend()
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -118,10 +144,10 @@ def main(argv=None) -> list[str]:
     parser.add_argument("--results", type=Path, default=ROOT / "results", help="folder of decay-grid-*.json")
     parser.add_argument("--figure", type=Path, help="PNG to write (default docs/<sweep>_sweep.png; '' none)")
     args = parser.parse_args(argv)
-    lines, points = (heads_table if args.sweep == "heads" else lengths_table)(args.results)
+    lines, panels = (heads_table if args.sweep == "heads" else lengths_table)(args.results)
     figure = ROOT / "docs" / f"{args.sweep}_sweep.png" if args.figure is None else args.figure
-    if str(figure) not in ("", ".") and any(points.values()):
-        plot(points, "heads H (D = 50)" if args.sweep == "heads" else "sequence length L", figure)
+    if str(figure) not in ("", ".") and any(any(series.values()) for _, series in panels):
+        plot(panels, "heads H (D = 50)" if args.sweep == "heads" else "sequence length L", figure)
     print("\n".join(lines))
     return lines
 
