@@ -36,8 +36,10 @@ def load_run(folder: Path) -> tuple[Config, dict | None]:
     return Config(**{k: v for k, v in saved.items() if k in fields}), None
 
 
-def user_ranks(folder: Path, config: Config, split, which: str):
-    """(U,) full-protocol rank of every user's ``which`` target under the run's best weights."""
+def user_ranks(folder: Path, config: Config, split, which: str, protocol: str = "full"):
+    """(U,) rank of every user's ``which`` target under the run's best weights, by ``protocol``
+    (full: among all items; sampled: among the 100 negatives the run's seed draws, the same
+    for every run of that seed, so the comparison stays paired)."""
     best = folder / "best.npz"
     if not best.exists():
         raise SystemExit(f"{folder}: no best.npz yet (written at the first validation)")
@@ -45,8 +47,8 @@ def user_ranks(folder: Path, config: Config, split, which: str):
     model.load_state_dict(checkpoint.load(best))
     model.eval()
     mask_token = model.mask_token if config.model in BIDIRECTIONAL else None
-    return metrics.evaluation_ranks(model.predict_scores, split, which, config.max_len, protocols=("full",),
-                                    seed=config.seed, append_mask_token=mask_token)["full"]
+    return metrics.evaluation_ranks(model.predict_scores, split, which, config.max_len, protocols=(protocol,),
+                                    seed=config.seed, append_mask_token=mask_token)[protocol]
 
 
 def main(argv=None) -> dict:
@@ -56,6 +58,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--which", choices=["test", "valid"], default="test", help="which targets (default test)")
     parser.add_argument("--metrics", nargs="+", default=["NDCG@10", "HR@10"], help="HR@K, NDCG@K or MRR")
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
+    parser.add_argument("--protocol", choices=["full", "sampled"], default="full",
+                        help="rank among all items or among 100 sampled negatives (default full)")
     args = parser.parse_args(argv)
     if len(args.runs) < 2 or args.resamples < 1:
         parser.error("give a baseline and at least one run to compare, and --resamples >= 1")
@@ -63,22 +67,24 @@ def main(argv=None) -> dict:
     split = data.leave_one_out(data.load_dataset(args.data or loaded[0][0].data))
     values, report = {}, {}
     for folder, (config, result) in zip(args.runs, loaded):
-        ranks = user_ranks(folder, config, split, args.which)
+        ranks = user_ranks(folder, config, split, args.which, args.protocol)
         measured = metrics.metrics_from_ranks(ranks)
         deviation = None
         if result is not None:  # the same weights, data and split must give the same numbers
-            stored = {k.removeprefix("full/"): v for k, v in result[args.which].items() if k.startswith("full/")}
+            prefix = f"{args.protocol}/"
+            stored = {k.removeprefix(prefix): v for k, v in result[args.which].items() if k.startswith(prefix)}
             deviation = max(abs(measured[k] - stored[k]) for k in stored)
             if deviation > 1e-3:  # round-off of code changed since the run may move a near-tie, no more
                 raise SystemExit(f"{folder}: recomputed {args.which} metrics {measured} differ from "
                                  f"metrics.json {stored}: other data, or other weights than its best.npz?")
         values[folder] = {name: metrics.per_user_values(ranks, name) for name in args.metrics}
         shown = "  ".join(f"{name} {measured[name]:.4f}" for name in args.metrics)
-        print(f"{folder.name:>28}: {config.model}, {len(ranks)} users, full {shown}"
+        print(f"{folder.name:>28}: {config.model}, {len(ranks)} users, {args.protocol} {shown}"
               + ("" if deviation is None else " (metrics.json: the same)" if deviation == 0
                  else f" (metrics.json within {deviation:.0e})"))
     baseline = args.runs[0]
-    print(f"\ndifference to {baseline.name}, {args.which}, paired bootstrap of {args.resamples} resamples:")
+    print(f"\ndifference to {baseline.name}, {args.which} {args.protocol}, paired bootstrap of {args.resamples} "
+          "resamples:")
     for folder in args.runs[1:]:
         for name in args.metrics:
             r = metrics.paired_bootstrap(values[baseline][name], values[folder][name], args.resamples)

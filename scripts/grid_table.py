@@ -89,6 +89,11 @@ def headline_table(dataset: str, results: Path = ROOT / "results") -> list[str]:
     return lines
 
 
+def minutes_to_best(metrics: dict) -> float:
+    """Training minutes (validation excluded) up to and including the best validation epoch."""
+    return sum(h["seconds"] for h in metrics["history"] if h["epoch"] <= metrics["best_epoch"]) / 60
+
+
 def verdicts(dataset: str, results: Path = ROOT / "results") -> list[str]:
     """Each Hydra row against the softmax row of its direction: quality and time ratios."""
     runs, lines = headline_runs(dataset, results), []
@@ -101,7 +106,9 @@ def verdicts(dataset: str, results: Path = ROOT / "results") -> list[str]:
                 lines.append(f"{dataset}: {variant} vs {base}: full NDCG@10 {v['test']['full/NDCG@10']:.4f} vs "
                              f"{b['test']['full/NDCG@10']:.4f} (x{quality:.3f}, "
                              f"{'at least matches' if quality >= 1 else 'behind'}); s/epoch "
-                             f"{v['seconds_per_epoch']:.1f} vs {b['seconds_per_epoch']:.1f}")
+                             f"{v['seconds_per_epoch']:.1f} vs {b['seconds_per_epoch']:.1f}; training to the "
+                             f"best epoch ({v['best_epoch']} vs {b['best_epoch']}) {minutes_to_best(v):.0f} vs "
+                             f"{minutes_to_best(b):.0f} min")
     return lines
 
 

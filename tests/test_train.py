@@ -456,14 +456,16 @@ def test_grid_table_orders_rows_by_the_grid_and_marks_early_stops(tmp_path):
 
 
 @pytest.mark.parametrize("device", ["cpu", "gpu"])
-def test_results_page_holds_every_finished_grid_row(device):
-    """docs/results.md shows the finished rows as scripts/grid_table.py prints them from
-    results/decay-grid-*.json: a row trained or retrained without updating the page fails here."""
+@pytest.mark.parametrize("dataset", ["ml-1m", "beauty", "ml-20m"])
+def test_results_page_holds_every_finished_grid_row(device, dataset):
+    """docs/results.md shows the finished rows of each data set as scripts/grid_table.py prints
+    them from results/decay-grid-*.json: a row trained or retrained without updating the page fails here."""
     grid_table = load_script("scripts", "grid_table")
     page = (ROOT / "docs" / "results.md").read_text().splitlines()
-    rows = grid_table.finished_rows(ROOT / "results", device)
-    missing = [line for line in grid_table.test_table(rows, device)[2:] if line not in page]
-    assert not missing, f"docs/results.md lacks (paste `python scripts/grid_table.py --device {device}`): {missing}"
+    rows = grid_table.finished_rows(ROOT / "results", device, dataset=dataset)
+    missing = [line for line in grid_table.test_table(rows, device, dataset)[2:] if line not in page]
+    assert not missing, (f"docs/results.md lacks (paste `python scripts/grid_table.py --device {device} "
+                         f"--dataset {dataset}`): {missing}")
 
 
 def test_compare_runs_recomputes_each_run_and_bootstraps_the_difference(script, dataset, tmp_path, capsys):
@@ -482,6 +484,10 @@ def test_compare_runs_recomputes_each_run_and_bootstraps_the_difference(script, 
     assert ndcg["difference"] == pytest.approx(stored[1]["full/NDCG@10"] - stored[0]["full/NDCG@10"])
     assert ndcg["low"] <= ndcg["difference"] <= ndcg["high"]
     assert set(report) == {("hydrarec-uni", "NDCG@10"), ("hydrarec-uni", "HR@10")}
+    sampled = compare.main([*map(str, folders), "--resamples", "300", "--protocol", "sampled"])
+    assert capsys.readouterr().out.count("(metrics.json: the same)") == 2  # the same 100 negatives again
+    assert sampled[("hydrarec-uni", "HR@10")]["difference"] == pytest.approx(
+        stored[1]["sampled/HR@10"] - stored[0]["sampled/HR@10"])
     tampered = json.loads((folders[1] / "metrics.json").read_text())
     tampered["test"]["full/NDCG@10"] += 0.01
     (folders[1] / "metrics.json").write_text(json.dumps(tampered))
