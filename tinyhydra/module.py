@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import backend
+from . import backend, flat
 from .tensor import Tensor
 
 __all__ = ["Parameter", "Module", "ModuleList"]
@@ -99,8 +99,8 @@ class Module:
         return self.train(False)
 
     def zero_grad(self) -> None:
-        for param in self.parameters():
-            param.grad = None
+        """Forget the gradients; a ``param.grad`` kept from before keeps its values."""
+        flat.forget_grads(self.parameters())
 
     # ------------------------------------------------------ device and dtype
     @property

@@ -13,9 +13,25 @@ import contextlib
 import math
 
 from . import backend, flat
-from .tensor import Tensor
+from .tensor import Tensor, bump_version
 
 __all__ = ["Optimizer", "SGD", "Adam", "ExponentialMovingAverage"]
+
+
+def _check_number(owner: str, name: str, value, low: float, high: float = math.inf,
+                  low_open: bool = False, high_open: bool = False) -> float:
+    """``value`` as a float, or a ValueError naming ``name`` and the range it must lie in."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{owner}: {name} must be a number, got {value!r}") from None
+    inside = (number > low if low_open else number >= low) and (
+        number < high if high_open else number <= high)
+    if not (math.isfinite(number) and inside):
+        span = (f"{'>' if low_open else '>='} {low:g}" if high == math.inf else
+                f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}")
+        raise ValueError(f"{owner}: invalid {name} {value!r}; it must be a finite number {span}")
+    return number
 
 
 def _restored_like(param: Tensor, value, what: str):
@@ -35,7 +51,15 @@ class Optimizer:
     """
 
     def __init__(self, params, lr: float):
+        name = type(self).__name__
+        if isinstance(params, Tensor) or not hasattr(params, "__iter__"):
+            what = "a Module" if hasattr(params, "parameters") else type(params).__name__
+            raise TypeError(f"{name}: params is {what}, not a list of parameters; pass "
+                            f"model.parameters()")
         self.params = list(params)
+        if len({id(param) for param in self.params}) != len(self.params):
+            raise ValueError(f"{name}: a parameter appears twice in params; pass each once "
+                             f"(model.parameters() lists a tied weight once)")
         if not self.params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
         for i, param in enumerate(self.params):
@@ -43,15 +67,13 @@ class Optimizer:
                 raise TypeError(
                     f"{type(self).__name__}: parameter {i} is not a Tensor that requires grad "
                     f"(got {type(param).__name__}); pass model.parameters()")
-        if lr < 0:
-            raise ValueError(f"learning rate must be >= 0, got {lr}")
-        self.lr = float(lr)
+        self.lr = _check_number(name, "learning rate lr", lr, 0.0)
         self.state = [{} for _ in self.params]
 
     def zero_grad(self) -> None:
-        """Forget the gradients (no array is touched: the next backward writes, not adds)."""
-        for param in self.params:
-            param.grad = None
+        """Forget the gradients (no array is touched: the next backward writes, not adds,
+        into fresh arrays, so a ``param.grad`` kept from before keeps its values)."""
+        flat.forget_grads(self.params)
 
     def step(self) -> None:
         """Update every parameter whose ``grad`` is set; skip the others."""
@@ -112,7 +134,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
         super().__init__(params, lr)
-        self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+        self.momentum = _check_number("SGD", "momentum", momentum, 0.0)
+        self.weight_decay = _check_number("SGD", "weight_decay", weight_decay, 0.0)
 
     def hyperparameters(self):
         return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay}
@@ -174,11 +197,12 @@ class Adam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, decoupled_weight_decay: bool = False):
         super().__init__(params, lr)
-        beta1, beta2 = betas
-        if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
-            raise ValueError(f"Adam betas must lie in [0, 1), got {betas}")
-        self.betas = (float(beta1), float(beta2))
-        self.eps, self.weight_decay = float(eps), float(weight_decay)
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+        self.betas = tuple(_check_number("Adam", f"beta{i + 1} (betas[{i}])", beta, 0.0, 1.0,
+                                         high_open=True) for i, beta in enumerate(betas))
+        self.eps = _check_number("Adam", "eps", eps, 0.0)
+        self.weight_decay = _check_number("Adam", "weight_decay", weight_decay, 0.0)
         self.decoupled_weight_decay = bool(decoupled_weight_decay)
         self.flat = flat.packing_of(self.params)
         self._layout_version = None  # the packing's version the flat moments are laid out for
@@ -198,10 +222,12 @@ class Adam(Optimizer):
                 step = self._advance(i)["step"]
             for group, (exp_avg, exp_avg_sq) in zip(self.flat.groups, self._flat_moments):
                 adam_update(group.data, group.grad, exp_avg, exp_avg_sq, step, *hyper)
+                bump_version(group.data)  # a graph that saved a parameter is now stale
             return
         for i, (param, grad) in self._gradients():
             state = self._advance(i)
             adam_update(param.data, grad, state["exp_avg"], state["exp_avg_sq"], state["step"], *hyper)
+            bump_version(param.data)
 
     def _advance(self, i: int) -> dict:
         """Parameter i's state, one step further (started on its first step)."""
