@@ -28,8 +28,29 @@ laid out like the parameters (Adam's moments, the moving average) to lay it out 
 from __future__ import annotations
 
 from . import backend
+from .tensor import Tensor
 
-__all__ = ["FlatParameters", "packing_of", "forget_grads"]
+__all__ = ["FlatParameters", "packing_of", "forget_grads", "parameter_list"]
+
+
+def parameter_list(params, owner: str) -> list:
+    """``params`` (an iterable of Tensors that require grad, each once) as a list, or an
+    error that says what ``owner`` (an optimizer) got instead."""
+    if isinstance(params, Tensor) or not hasattr(params, "__iter__"):
+        what = "a Module" if hasattr(params, "parameters") else type(params).__name__
+        raise TypeError(f"{owner}: params is {what}, not a list of parameters; pass "
+                        f"model.parameters()")
+    params = list(params)
+    if not params:
+        raise ValueError(f"{owner} got an empty parameter list")
+    for i, param in enumerate(params):
+        if not isinstance(param, Tensor) or not param.requires_grad:
+            raise TypeError(f"{owner}: parameter {i} is not a Tensor that requires grad "
+                            f"(got {type(param).__name__}); pass model.parameters()")
+    if len({id(param) for param in params}) != len(params):
+        raise ValueError(f"{owner}: a parameter appears twice in params; pass each once "
+                         f"(model.parameters() lists a tied weight once)")
+    return params
 
 
 class Group:

@@ -112,10 +112,10 @@ def as_bool_mask(mask, name, target_shape, like, fn_name):
 
 
 def check_key_mask(fn_name, key_mask, shape, like):
-    """A layer's ``key_mask`` as a bool array of exactly ``shape`` (B, L) on the device of
-    ``like``, checked as the user passed it, before any reshaping."""
+    """A layer's ``key_mask`` as a bool (B, L) array (or one that broadcasts to ``shape``)
+    on the device of ``like``, checked as the user passed it, before any reshaping."""
     mask = as_bool_mask(key_mask, "key_mask", shape, like, fn_name)
-    if tuple(mask.shape) != tuple(shape):
+    if mask.ndim != len(shape):
         raise ValueError(f"{fn_name}: key_mask must have shape {tuple(shape)} (B, L) like the "
                          f"input, got {tuple(mask.shape)}")
     return mask

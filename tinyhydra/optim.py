@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 
 from . import backend, flat
 from .tensor import Tensor, bump_version
@@ -18,25 +19,17 @@ from .tensor import Tensor, bump_version
 __all__ = ["Optimizer", "SGD", "Adam", "ExponentialMovingAverage"]
 
 
-def _check_number(owner: str, name: str, value, low: float, high: float = math.inf,
-                  low_open: bool = False, high_open: bool = False) -> float:
-    """``value`` as a float, or a ValueError naming ``name`` and the range it must lie in."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{owner}: {name} must be a number, got {value!r}") from None
-    inside = (number > low if low_open else number >= low) and (
-        number < high if high_open else number <= high)
-    if not (math.isfinite(number) and inside):
-        span = (f"{'>' if low_open else '>='} {low:g}" if high == math.inf else
-                f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}")
+def _check_number(owner: str, name: str, value, below: float = math.inf) -> float:
+    """``value`` as a float in [0, below), else an error naming ``name`` (as PyTorch's checks)."""
+    number = float(value) if isinstance(value, numbers.Real) else math.nan
+    if not (math.isfinite(number) and 0.0 <= number < below):
+        span = ">= 0" if below == math.inf else f"in [0, {below:g})"
         raise ValueError(f"{owner}: invalid {name} {value!r}; it must be a finite number {span}")
     return number
 
 
 def _restored_like(param: Tensor, value, what: str):
-    """A copy of checkpoint array ``value`` on ``param``'s device, in its dtype; ``what``
-    names the array in the error when the shapes differ."""
+    """A copy of checkpoint array ``value`` on ``param``'s device and dtype; errors name ``what``."""
     if tuple(value.shape) != param.shape:
         raise ValueError(f"{what} has shape {tuple(value.shape)}, the parameter has shape {param.shape}")
     xp = backend.get_array_module(param.data)
@@ -51,28 +44,12 @@ class Optimizer:
     """
 
     def __init__(self, params, lr: float):
-        name = type(self).__name__
-        if isinstance(params, Tensor) or not hasattr(params, "__iter__"):
-            what = "a Module" if hasattr(params, "parameters") else type(params).__name__
-            raise TypeError(f"{name}: params is {what}, not a list of parameters; pass "
-                            f"model.parameters()")
-        self.params = list(params)
-        if len({id(param) for param in self.params}) != len(self.params):
-            raise ValueError(f"{name}: a parameter appears twice in params; pass each once "
-                             f"(model.parameters() lists a tied weight once)")
-        if not self.params:
-            raise ValueError(f"{type(self).__name__} got an empty parameter list")
-        for i, param in enumerate(self.params):
-            if not isinstance(param, Tensor) or not param.requires_grad:
-                raise TypeError(
-                    f"{type(self).__name__}: parameter {i} is not a Tensor that requires grad "
-                    f"(got {type(param).__name__}); pass model.parameters()")
-        self.lr = _check_number(name, "learning rate lr", lr, 0.0)
+        self.params = flat.parameter_list(params, type(self).__name__)
+        self.lr = _check_number(type(self).__name__, "learning rate lr", lr)
         self.state = [{} for _ in self.params]
 
     def zero_grad(self) -> None:
-        """Forget the gradients (no array is touched: the next backward writes, not adds,
-        into fresh arrays, so a ``param.grad`` kept from before keeps its values)."""
+        """Forget the gradients: the next backward writes fresh arrays (a kept grad stays)."""
         flat.forget_grads(self.params)
 
     def step(self) -> None:
@@ -134,8 +111,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
         super().__init__(params, lr)
-        self.momentum = _check_number("SGD", "momentum", momentum, 0.0)
-        self.weight_decay = _check_number("SGD", "weight_decay", weight_decay, 0.0)
+        self.momentum = _check_number("SGD", "momentum", momentum)
+        self.weight_decay = _check_number("SGD", "weight_decay", weight_decay)
 
     def hyperparameters(self):
         return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay}
@@ -199,18 +176,16 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
-        self.betas = tuple(_check_number("Adam", f"beta{i + 1} (betas[{i}])", beta, 0.0, 1.0,
-                                         high_open=True) for i, beta in enumerate(betas))
-        self.eps = _check_number("Adam", "eps", eps, 0.0)
-        self.weight_decay = _check_number("Adam", "weight_decay", weight_decay, 0.0)
+        self.betas = tuple(_check_number("Adam", f"beta{i + 1}", b, below=1.0) for i, b in enumerate(betas))
+        self.eps, self.weight_decay = (_check_number("Adam", name, value) for name, value in
+                                       (("eps", eps), ("weight_decay", weight_decay)))
         self.decoupled_weight_decay = bool(decoupled_weight_decay)
         self.flat = flat.packing_of(self.params)
         self._layout_version = None  # the packing's version the flat moments are laid out for
 
     def hyperparameters(self):
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
-                "weight_decay": self.weight_decay,
-                "decoupled_weight_decay": self.decoupled_weight_decay}
+                "weight_decay": self.weight_decay, "decoupled_weight_decay": self.decoupled_weight_decay}
 
     def step(self) -> None:
         """Update every parameter whose ``grad`` is set; skip the others."""

@@ -172,12 +172,14 @@ def _as_array(value, like=None):
         return value._data
     if isinstance(value, np.ndarray) or backend.is_gpu_array(value):
         return value
-    if like is not None:
-        xp = backend.get_array_module(like)
-        if isinstance(value, (int, float, bool, np.number)):
-            return xp.asarray(value, dtype=like.dtype)
+    xp = np if like is None else backend.get_array_module(like)
+    if like is not None and isinstance(value, (int, float, bool, np.number)):
+        return xp.asarray(value, dtype=like.dtype)
+    try:
         return xp.asarray(value)
-    return np.asarray(value)
+    except ValueError:  # NumPy's "inhomogeneous shape"
+        raise ValueError("Tensor: data is a ragged nested list (rows of different lengths); "
+                         "give every row the same length") from None
 
 
 class Tensor:
