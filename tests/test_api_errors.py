@@ -472,9 +472,9 @@ for _name, _make, _words in (
     ("Adam(lr=-1)", lambda: optim.Adam(params(), lr=-1), ("learning rate lr -1", ">= 0")),
     ("Adam(lr=inf)", lambda: optim.Adam(params(), lr=float("inf")), ("learning rate", "finite")),
     ("SGD(lr=nan)", lambda: optim.SGD(params(), lr=float("nan")), ("SGD", "learning rate")),
-    ("Adam(betas=(0.9, 1.0))", lambda: optim.Adam(params(), betas=(0.9, 1.0)), ("beta2", "[0, 1)")),
-    ("Adam(betas=(nan, 0.999))", lambda: optim.Adam(params(), betas=(float("nan"), 0.999)), ("beta1",)),
-    ("Adam(betas=(-0.1, 0.999))", lambda: optim.Adam(params(), betas=(-0.1, 0.999)), ("beta1", "[0, 1)")),
+    ("Adam(betas=(0.9, 1.0))", lambda: optim.Adam(params(), betas=(0.9, 1.0)), ("betas[1]", "[0, 1)")),
+    ("Adam(betas=(nan, 0.999))", lambda: optim.Adam(params(), betas=(float("nan"), 0.999)), ("betas[0]",)),
+    ("Adam(betas=(-0.1, 0.999))", lambda: optim.Adam(params(), betas=(-0.1, 0.999)), ("betas[0]", "[0, 1)")),
     ("Adam(eps=-1e-8)", lambda: optim.Adam(params(), eps=-1e-8), ("eps", ">= 0")),
     ("Adam(eps=inf)", lambda: optim.Adam(params(), eps=float("inf")), ("eps", "finite")),
     ("Adam(weight_decay=-0.1)", lambda: optim.Adam(params(), weight_decay=-0.1), ("weight_decay",)),
@@ -613,6 +613,31 @@ def _():
 @row("gradcheck", "no input requires grad", Raises(ValueError, "no input has requires_grad=True"))
 def _():
     th.gradcheck(lambda x: x * 2, [th.Tensor(np.ones(2))])
+
+
+# ------------------------------------------- left as PyTorch has them (documented)
+@row("as PyTorch", "a NaN in a future value reaches earlier rows of causal softmax attention",
+     Gives([True, True, True, True]))
+def _():
+    q, k, v = (t.numpy()[:1] for t in qkv(length=4))
+    v[0, 3] = np.nan
+    out = F.softmax_attention(th.Tensor(q), th.Tensor(k), th.Tensor(v),
+                              mask=np.tril(np.ones((4, 4), dtype=bool)))
+    return np.isnan(out.numpy()[0, :, 0])
+
+
+@row("as PyTorch", "modules in a plain dict are not parameters", Gives(0))
+def _():
+    class Holder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = {"a": nn.Linear(2, 2)}
+    return len(Holder().parameters())
+
+
+@row("as PyTorch", "binary cross-entropy takes targets outside [0, 1]", Gives(np.log(2.0)))
+def _():
+    return F.binary_cross_entropy_with_logits(th.Tensor(np.zeros(2)), np.array([2.0, -1.0])).item()
 
 
 @pytest.mark.parametrize("call, expect", ROWS)

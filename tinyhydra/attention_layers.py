@@ -107,7 +107,7 @@ class MultiHeadSoftmaxAttention(_ProjectedAttention):
 class HydraAttention(_ProjectedAttention):
     """Hydra attention (Bolya et al. 2022): as many heads as features, linear in L.
 
-    The HydraRec paper's attention: ``F.hydra_attention(q, k, v, causal, key_mask)``.
+    The HydraRec paper's attention: ``F.hydra_attention(q, k, v, causal=..., key_mask=...)``.
     ``num_heads`` None is that (H = D); an H dividing dim gives multi-head cosine linear
     attention with heads of dim/H features (``normalize``: "global" or "per_head", see
     :mod:`tinyhydra.hydra`).

@@ -176,7 +176,7 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
             raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
-        self.betas = tuple(_check_number("Adam", f"beta{i + 1}", b, below=1.0) for i, b in enumerate(betas))
+        self.betas = tuple(_check_number("Adam", f"betas[{i}]", b, below=1.0) for i, b in enumerate(betas))
         self.eps, self.weight_decay = (_check_number("Adam", name, value) for name, value in
                                        (("eps", eps), ("weight_decay", weight_decay)))
         self.decoupled_weight_decay = bool(decoupled_weight_decay)
