@@ -251,6 +251,20 @@ def _():
     F.linear_attention(*qkv(), 2, causal=1)
 
 
+@row("F", "depthwise_conv1d(x, w, b, False): causal is keyword-only", Raises(TypeError, "positional"))
+def _():
+    F.depthwise_conv1d(qkv()[0], th.Tensor(np.ones((3, 4))), th.Tensor(np.zeros(4)), False)
+
+
+@row("F", "depthwise_conv1d over length 0: empty output, zero gradients", Gives(np.zeros((3, 4))))
+def _():
+    x, weight = th.Tensor(np.ones((2, 0, 4)), requires_grad=True), leaf(*[[1.0] * 4] * 3)
+    y = F.depthwise_conv1d(x, weight, th.Tensor(np.zeros(4)))
+    y.backward(np.ones(y.shape))
+    assert y.shape == (2, 0, 4)
+    return weight.grad
+
+
 @row("F", "hydra_attention over length 0", Raises(ValueError, "hydra_attention", "at least one position", "(2, 0, 4)"))
 def _():
     F.hydra_attention(*qkv(length=0), causal=True)

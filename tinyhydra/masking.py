@@ -33,11 +33,11 @@ def check_float(name, array):
         )
 
 
-def check_flag(fn_name, name, value):
+def check_flag(fn_name, name, value, hint="; a padding mask goes in key_mask="):
     """Raise TypeError unless ``value`` is a bool (a mask passed where ``causal`` goes is not)."""
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{fn_name}: {name} must be True or False, got "
-                        f"{type(value).__name__}; a padding mask goes in key_mask=")
+                        f"{type(value).__name__}{hint}")
 
 
 def check_qkv(fn_name, q, k, v, same_length=False, same_value_dim=False):

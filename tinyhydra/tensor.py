@@ -91,7 +91,7 @@ class Node:
         self.function = function
         self.ctx = ctx
         self.parents = parents  # one entry per positional input: a Tensor or None
-        self.changes = _changes  # in-place changes before the forward (see _check_saved)
+        self.changes = _changes  # in-place changes before the forward (see check_saved)
 
     def check_saved(self, output) -> None:
         """Raise if an array saved for backward was changed in place after the forward."""
@@ -236,7 +236,7 @@ class Tensor:
     def __bool__(self):
         if self._data.size != 1:
             raise ValueError(f"the truth value of a Tensor of shape {self.shape} is ambiguous: "
-                             "use (t == x).all() style reductions on .numpy(), or one element")
+                             "reduce it first, e.g. (a == b).numpy().all()")
         return bool(self._data.reshape(()).item())
 
     def _compare(self, other, op):
