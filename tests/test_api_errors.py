@@ -596,6 +596,13 @@ def _():
     nn.Linear(3, 2).load_state_dict({"weight": [[0.0, 0.0, 0.0], [0.0]], "bias": np.zeros(2)})
 
 
+@row("modules", "load_state_dict(strict=False) skips an unexpected key of any type", Gives(np.ones(2)))
+def _():
+    lin = nn.Linear(3, 2)
+    lin.load_state_dict({"bias": np.ones(2), "note": "not an array"}, strict=False)
+    return lin.bias.data
+
+
 @row("modules", "load_state_dict: a missing key", Raises(KeyError, "missing keys ['bias']"))
 def _():
     nn.Linear(3, 2).load_state_dict({"weight": np.zeros((2, 3))})

@@ -106,8 +106,9 @@ class SequentialRecommender(Module):
         ids = self.item_embedding.prepare_ids(ids, model, name)
         if name == "inputs" and not backend.is_gpu_array(ids):
             real = ids != 0
-            if (real[:, :-1] & ~real[:, 1:]).any():
-                row = int((real[:, :-1] & ~real[:, 1:]).any(axis=1).argmax())
+            gap = real[:, :-1] & ~real[:, 1:]  # a real item followed by a padding 0
+            if gap.any():
+                row = int(gap.any(axis=1).argmax())
                 raise ValueError(f"{model}: inputs row {row} has a padding 0 after a real item; "
                                  f"inputs are LEFT-padded (0s first, the latest item last)")
         return ids
@@ -189,7 +190,7 @@ class SequentialRecommender(Module):
             count = DEFAULT_NUM_NEGATIVES if num_negatives is None else num_negatives
             sampled = backend.default_rng(np).integers(1, self.num_items + 1, (len(rows), count))
             return self._ids(sampled, "negatives")
-        negatives = self.item_embedding.prepare_ids(negatives)
+        negatives = self.item_embedding.prepare_ids(negatives, type(self).__name__, "negatives")
         if negatives.ndim != 3:
             raise ValueError(f"negatives must have shape (B, L, N), got {negatives.shape}")
         if num_negatives is not None:

@@ -156,7 +156,8 @@ class Module:
         if not isinstance(state, dict):
             raise TypeError(f"load_state_dict into {type(self).__name__}: state must be a dict "
                             f"name -> array (model.state_dict()), got {type(state).__name__}")
-        state = {name: _as_checkpoint_array(name, value) for name, value in state.items()}
+        state = {name: _as_checkpoint_array(name, value) if name in params else value
+                 for name, value in state.items()}
         if strict:
             missing = sorted(set(params) - set(state))
             unexpected = sorted(set(state) - set(params))
