@@ -16,7 +16,7 @@ from . import backend
 from . import functional as F
 from .decayed_hydra import half_life
 from .layers import DepthwiseConv1d, Dropout, Linear
-from .masking import causal_mask
+from .masking import causal_mask, check_flag, check_key_mask
 from .module import Module, Parameter
 from .tensor import Tensor, no_grad, raw
 
@@ -51,9 +51,12 @@ class _ProjectedAttention(Module):
 
     def forward(self, x: Tensor, causal: bool = False, key_mask=None) -> Tensor:
         """x (B, L, D), key_mask (B, L) bool (True = real token) or None -> (B, L, D)."""
+        name = type(self).__name__
         if x.ndim != 3 or x.shape[-1] != self.dim:
-            raise ValueError(
-                f"{type(self).__name__}: expected input of shape (B, L, {self.dim}), got {x.shape}")
+            raise ValueError(f"{name}: expected input of shape (B, L, {self.dim}), got {x.shape}")
+        check_flag(name, "causal", causal)
+        if key_mask is not None:
+            key_mask = check_key_mask(name, key_mask, x.shape[:2], x.data)
         if self.conv is not None:
             x = self.conv(x)  # (B, L, D): local mixing before the projections
         context = self.attend(self.query(x), self.key(x), self.value(x), causal, key_mask)
@@ -104,7 +107,7 @@ class MultiHeadSoftmaxAttention(_ProjectedAttention):
 class HydraAttention(_ProjectedAttention):
     """Hydra attention (Bolya et al. 2022): as many heads as features, linear in L.
 
-    The HydraRec paper's attention: ``F.hydra_attention(q, k, v, causal, key_mask)``.
+    The HydraRec paper's attention: ``F.hydra_attention(q, k, v, causal=..., key_mask=...)``.
     ``num_heads`` None is that (H = D); an H dividing dim gives multi-head cosine linear
     attention with heads of dim/H features (``normalize``: "global" or "per_head", see
     :mod:`tinyhydra.hydra`).

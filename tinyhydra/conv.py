@@ -12,6 +12,7 @@ Offsets: causal width W uses s = -(W-1) .. 0; otherwise s = -(W // 2) .. W - 1 -
 from __future__ import annotations
 
 from . import backend
+from .masking import check_flag
 from .tensor import Function, Tensor
 
 __all__ = ["depthwise_conv1d", "DepthwiseConv1dFunction", "conv_offsets"]
@@ -72,8 +73,9 @@ class DepthwiseConv1dFunction(Function):
         return grad_x, grad_w, grad_b
 
 
-def depthwise_conv1d(x: Tensor, weight: Tensor, bias: Tensor, causal: bool = True) -> Tensor:
+def depthwise_conv1d(x: Tensor, weight: Tensor, bias: Tensor, *, causal: bool = True) -> Tensor:
     """x (..., L, D), weight (W, D), bias (D,) -> (..., L, D). See the module docstring."""
+    check_flag("depthwise_conv1d", "causal", causal, hint="")
     if weight.ndim != 2 or weight.shape[1] != x.shape[-1] or bias.shape != x.shape[-1:]:
         raise ValueError(
             f"depthwise_conv1d: for x of shape {x.shape} the weight must be (width, "

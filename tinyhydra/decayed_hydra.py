@@ -27,7 +27,7 @@ import numpy as np
 
 from . import backend
 from .hydra import HYDRA_EPS, cosine_feature_map, cosine_feature_map_backward
-from .masking import as_bool_mask, check_qkv, zero_masked_keys
+from .masking import as_bool_mask, check_flag, check_qkv, zero_masked_keys
 from .ops import Sigmoid
 from .scan import prefix_sum, reverse_prefix_sum
 from .tensor import Function, Tensor, raw
@@ -133,7 +133,8 @@ class DecayedHydraAttentionFunction(Function):
         return grad_q, grad_k, grad_v, grad_decay
 
 
-def decayed_hydra_attention(q, k, v, decay, causal=False, key_mask=None, eps=HYDRA_EPS) -> Tensor:
+def decayed_hydra_attention(q, k, v, decay, *, causal=False, key_mask=None,
+                            eps=HYDRA_EPS) -> Tensor:
     """Hydra attention whose context decays with distance. See
     :class:`DecayedHydraAttentionFunction` for the maths.
 
@@ -143,7 +144,9 @@ def decayed_hydra_attention(q, k, v, decay, causal=False, key_mask=None, eps=HYD
     Gradients reach q, k, v and decay.
     """
     q_raw, k_raw, v_raw = raw(q), raw(k), raw(v)
-    check_qkv("decayed_hydra_attention", q_raw, k_raw, v_raw, same_length=True, same_value_dim=True)
+    check_flag("decayed_hydra_attention", "causal", causal)
+    check_qkv("decayed_hydra_attention", q_raw, k_raw, v_raw, same_value_dim=True,
+              same_length="causal attention" if causal else "decay by distance i - t")
     decay_raw = raw(decay)
     if not hasattr(decay_raw, "shape"):  # a list or a number
         decay = decay_raw = backend.get_array_module(q_raw).asarray(decay_raw, dtype=q_raw.dtype)

@@ -14,8 +14,9 @@ view instead of allocating one, so after backward the flat gradient holds them a
     flat data (N,)  = [ p0.ravel() | p1.ravel() | ... ]      p_i.data = flat[o_i:o_i+n_i].reshape(shape_i)
     flat grad (N,)  = [ g0.ravel() | g1.ravel() | ... ]      written by Tensor.backward
 
-So ``param.grad`` of a packed parameter is that view, and the backward after the next
-``zero_grad()`` writes over it: copy it (``param.grad.copy()``) to keep it longer.
+So ``param.grad`` of a packed parameter is that view. ``zero_grad()`` (of the optimizer
+or the module) gives each group a fresh flat gradient (:func:`forget_grads`) rather than
+zeroing it in place, so a ``param.grad`` kept from an earlier step keeps its values.
 
 Anything that replaces ``param.data`` instead of writing into it (``Module.to``,
 ``Module.to_dtype``, ``Module.load_state_dict``, swapping in averaged weights) cuts
@@ -27,8 +28,29 @@ laid out like the parameters (Adam's moments, the moving average) to lay it out 
 from __future__ import annotations
 
 from . import backend
+from .tensor import Tensor
 
-__all__ = ["FlatParameters", "packing_of"]
+__all__ = ["FlatParameters", "packing_of", "forget_grads", "parameter_list"]
+
+
+def parameter_list(params, owner: str) -> list:
+    """``params`` (an iterable of Tensors that require grad, each once) as a list, or an
+    error that says what ``owner`` (an optimizer) got instead."""
+    if isinstance(params, Tensor) or not hasattr(params, "__iter__"):
+        what = "a Module" if hasattr(params, "parameters") else type(params).__name__
+        raise TypeError(f"{owner}: params is {what}, not a list of parameters; pass "
+                        f"model.parameters()")
+    params = list(params)
+    if not params:
+        raise ValueError(f"{owner} got an empty parameter list")
+    for i, param in enumerate(params):
+        if not isinstance(param, Tensor) or not param.requires_grad:
+            raise TypeError(f"{owner}: parameter {i} is not a Tensor that requires grad "
+                            f"(got {type(param).__name__}); pass model.parameters()")
+    if len({id(param) for param in params}) != len(params):
+        raise ValueError(f"{owner}: a parameter appears twice in params; pass each once "
+                         f"(model.parameters() lists a tied weight once)")
+    return params
 
 
 class Group:
@@ -82,6 +104,18 @@ class FlatParameters:
             offset += size
         return views
 
+    def renew_grads(self) -> None:
+        """A fresh flat gradient per group, and fresh views of it: the old views, which a
+        caller may hold as ``param.grad``, keep their values."""
+        for group in self.groups:
+            xp = backend.get_array_module(group.grad)
+            group.grad = xp.zeros_like(group.grad)
+            for i, grad_view in zip(group.indices, self._split(group.grad, group.indices)):
+                self.grad_views[i] = grad_view
+                param = self.params[i]
+                if param._packed is not None and param._packed[0] is self:
+                    param._packed = (self, param._packed[1], grad_view)
+
     def is_current(self) -> bool:
         """True while every ``param.data`` is still its view into the flat arrays."""
         return all(param.data is view for param, view in zip(self.params, self.views))
@@ -121,6 +155,17 @@ class FlatParameters:
                 views[i] = view
             flats.append(flat)
         return flats, views
+
+
+def forget_grads(params) -> None:
+    """Set every ``param.grad`` to None and give their packings fresh flat gradients."""
+    packings = {}
+    for param in params:
+        param.grad = None
+        if param._packed is not None:
+            packings[id(param._packed[0])] = param._packed[0]
+    for packing in packings.values():
+        packing.renew_grads()
 
 
 def packing_of(params) -> FlatParameters:

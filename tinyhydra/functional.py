@@ -6,10 +6,10 @@ linear_attention, hydra).
 """
 from __future__ import annotations
 
-from . import backend, ops
+from . import ops
 from .conv import depthwise_conv1d
 from .decayed_hydra import decayed_hydra_attention
-from .embedding import Embedding, check_ids
+from .embedding import Embedding, as_ids, check_ids
 from .hydra import hydra_attention
 from .linear_attention import linear_attention
 from .norm import LayerNorm
@@ -27,9 +27,7 @@ __all__ = [
 
 def embedding(ids, weight: Tensor) -> Tensor:
     """Rows of ``weight`` (V, D) for integer ``ids`` (...) -> (..., D)."""
-    ids = raw(ids)
-    if not hasattr(ids, "dtype"):
-        ids = backend.get_array_module(weight.data).asarray(ids)
+    ids = as_ids(ids)
     check_ids(ids, weight.shape[0], name="embedding")
     return Embedding.apply(weight, ids=ids)
 

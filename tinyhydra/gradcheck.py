@@ -7,6 +7,11 @@ is compared with the central difference (s(x + h e_j) - s(x - h e_j)) / 2h in fl
 A random c matters: with c = 1 (a ``.sum()`` loss) a softmax or layernorm gradient
 can be wrong and still pass, because their rows' gradients sum to zero whatever
 the error in each entry.
+
+The differences assume ``fn`` is a function: the same inputs give the same output. So
+``fn`` is first evaluated twice at the given point; if the two outputs differ (dropout
+in training mode, a random sampler), the check stops with that, not with a blame on
+the gradient.
 """
 from __future__ import annotations
 
@@ -44,6 +49,12 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-6, rtol: float = 1
                 "central differences in float32 are too coarse"
             )
     rng = np.random.default_rng(seed)
+    with no_grad():
+        first, second = (backend.as_numpy(fn(*inputs).data) for _ in range(2))
+    if not np.array_equal(first, second, equal_nan=True):
+        raise ValueError(
+            "gradcheck: fn is not deterministic: two calls at the same inputs gave different "
+            "outputs (dropout in training mode? call model.eval() or use p=0)")
 
     saved_grads = {i: inputs[i].grad for i in checked}
     for i in checked:

@@ -45,6 +45,7 @@ from __future__ import annotations
 from . import backend
 from .masking import (
     as_bool_mask,
+    check_flag,
     check_num_heads,
     check_qkv,
     merge_heads,
@@ -74,12 +75,15 @@ def cosine_feature_map(x, eps=HYDRA_EPS):
 
     Returns (y, n, above): y (..., D), n (..., 1) the clamped norm and ``above`` (..., 1)
     bool ||x|| > eps, which is all the backward (:func:`cosine_feature_map_backward`) needs.
+    A float16 x is normalised in float32, as LayerNorm does (its squared norm overflows
+    float16 from |x| around 256 / sqrt(D)); y is cast back, n stays float32.
     """
     xp = backend.get_array_module(x)
-    norm = xp.sqrt(rowdot(x, x))
+    wide = backend.at_least_float32(x)
+    norm = xp.sqrt(rowdot(wide, wide))
     above = norm > eps
-    norm = xp.maximum(norm, xp.asarray(eps, dtype=x.dtype))
-    return x / norm, norm, above
+    norm = xp.maximum(norm, xp.asarray(eps, dtype=wide.dtype))
+    return (x / norm if wide is x else (wide / norm).astype(x.dtype)), norm, above
 
 
 def cosine_feature_map_backward(y, norm, above, grad_y):
@@ -217,7 +221,7 @@ class FusedMultiHeadHydraAttention(Function):
         return grads[0], grads[1], None if grad_v is None else merge_heads(grad_v)
 
 
-def hydra_attention(q, k, v, causal=False, key_mask=None, eps=HYDRA_EPS, num_heads=None,
+def hydra_attention(q, k, v, *, causal=False, key_mask=None, eps=HYDRA_EPS, num_heads=None,
                     normalize="global") -> Tensor:
     """Hydra attention with phi(x) = x / max(||x||_2, eps). See :class:`FusedHydraAttention`.
 
@@ -229,6 +233,7 @@ def hydra_attention(q, k, v, causal=False, key_mask=None, eps=HYDRA_EPS, num_hea
     ``normalize`` "global" (phi over all D features, then the split) or "per_head".
     """
     q_raw, k_raw, v_raw = raw(q), raw(k), raw(v)
+    check_flag("hydra_attention", "causal", causal)
     check_qkv("hydra_attention", q_raw, k_raw, v_raw, same_length=causal, same_value_dim=True)
     if normalize not in NORMALIZE:
         raise ValueError(f"hydra_attention: normalize must be one of {NORMALIZE}, got {normalize!r}")

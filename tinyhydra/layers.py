@@ -11,7 +11,7 @@ import numpy as np
 from . import backend
 from . import functional as F
 from .conv import conv_offsets
-from .embedding import check_ids
+from .embedding import as_ids, check_ids
 from .module import Module, Parameter
 from .tensor import Tensor
 
@@ -62,16 +62,17 @@ class Embedding(Module):
             weight[padding_idx] = 0.0
         self.weight = Parameter(weight)
 
-    def prepare_ids(self, ids):
-        """``ids`` (NumPy, CuPy, Tensor or lists) as an int array on the weight's device.
+    def prepare_ids(self, ids, name=None, what="ids"):
+        """``ids`` (NumPy, CuPy, Tensor or lists) as an int array on the weight's device;
+        errors say ``name: what`` (default: this class and "ids").
 
         Host ids are range-checked before they move, because on the GPU the check
         would synchronise the device (``F.embedding`` skips it there).
         """
-        ids = ids.data if isinstance(ids, Tensor) else ids
+        name = name or type(self).__name__
+        ids = as_ids(ids, name, what)
         if not backend.is_gpu_array(ids):
-            ids = np.asarray(ids)
-            check_ids(ids, self.num_embeddings, name=type(self).__name__)
+            check_ids(ids, self.num_embeddings, name, what)
         return backend.to_device(ids, self.weight.device)
 
     def forward(self, ids) -> Tensor:

@@ -9,7 +9,16 @@ into chunks so that everything is a GEMM. The composed quadratic form used to te
 from __future__ import annotations
 
 from . import backend
-from .masking import as_bool_mask, check_num_heads, check_qkv, merge_heads, rowdot, split_heads, zero_masked_keys
+from .masking import (
+    as_bool_mask,
+    check_flag,
+    check_num_heads,
+    check_qkv,
+    merge_heads,
+    rowdot,
+    split_heads,
+    zero_masked_keys,
+)
 from .scan import linear_product, linear_product_backward
 from .tensor import Function, Tensor, raw
 
@@ -128,7 +137,7 @@ class FusedLinearAttention(Function):
         return grad_q, grad_k, grad_v
 
 
-def linear_attention(q, k, v, num_heads, causal=False, key_mask=None) -> Tensor:
+def linear_attention(q, k, v, num_heads, *, causal=False, key_mask=None) -> Tensor:
     """Multi-head elu+1 linear attention. See :class:`FusedLinearAttention`.
 
     q, k (..., L, D), v (..., L, Dv) Tensors with D and Dv divisible by ``num_heads``
@@ -136,6 +145,7 @@ def linear_attention(q, k, v, num_heads, causal=False, key_mask=None) -> Tensor:
     token; ``causal`` restricts query i to keys t <= i. Output (..., L, Dv).
     """
     q_raw, k_raw, v_raw = raw(q), raw(k), raw(v)
+    check_flag("linear_attention", "causal", causal)
     check_qkv("linear_attention", q_raw, k_raw, v_raw, same_length=causal)
     check_num_heads("linear_attention", num_heads, q_raw, v_raw)
     if key_mask is not None:

@@ -19,8 +19,8 @@ from . import backend
 from .tensor import raw
 
 __all__ = [
-    "check_float", "check_qkv", "as_bool_mask", "causal_mask", "zero_masked_keys",
-    "rowdot", "swap_last", "check_num_heads", "split_heads", "merge_heads",
+    "check_float", "check_flag", "check_qkv", "as_bool_mask", "check_key_mask", "causal_mask",
+    "zero_masked_keys", "rowdot", "swap_last", "check_num_heads", "split_heads", "merge_heads",
 ]
 
 
@@ -33,12 +33,20 @@ def check_float(name, array):
         )
 
 
+def check_flag(fn_name, name, value, hint="; a padding mask goes in key_mask="):
+    """Raise TypeError unless ``value`` is a bool (a mask passed where ``causal`` goes is not)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn_name}: {name} must be True or False, got "
+                        f"{type(value).__name__}{hint}")
+
+
 def check_qkv(fn_name, q, k, v, same_length=False, same_value_dim=False):
     """Validate attention inputs q (..., L, d), k (..., S, d), v (..., S, dv).
 
-    Leading (batch/head) axes must be equal; ``same_length`` also asks L == S (causal
-    attention, where query i and key i are the same position); ``same_value_dim`` asks
-    v's last axis to equal d (Hydra's elementwise products).
+    Leading (batch/head) axes must be equal and L, S >= 1; ``same_length`` also asks
+    L == S (causal attention, where query i and key i are the same position; a string
+    names another reason); ``same_value_dim`` asks v's last axis to equal d (Hydra's
+    elementwise products).
     """
     for name, array in (("q", q), ("k", k), ("v", v)):
         check_float(f"{fn_name}: {name}", array)
@@ -47,6 +55,9 @@ def check_qkv(fn_name, q, k, v, same_length=False, same_value_dim=False):
                 f"{fn_name}: {name} must have shape (..., length, features), got {array.shape}"
             )
     shapes = f"q {q.shape}, k {k.shape}, v {v.shape}"
+    if q.shape[-2] == 0 or k.shape[-2] == 0:
+        raise ValueError(f"{fn_name}: q and k need at least one position (length >= 1 on the "
+                         f"second-to-last axis); got {shapes}")
     if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
         raise ValueError(f"{fn_name}: q, k and v must share their leading axes; got {shapes}")
     if q.shape[-1] != k.shape[-1]:
@@ -58,9 +69,8 @@ def check_qkv(fn_name, q, k, v, same_length=False, same_value_dim=False):
             f"{fn_name}: k and v must have the same length (second-to-last axis); got {shapes}"
         )
     if same_length and q.shape[-2] != k.shape[-2]:
-        raise ValueError(
-            f"{fn_name}: causal attention needs q and k of the same length; got {shapes}"
-        )
+        why = same_length if isinstance(same_length, str) else "causal attention"
+        raise ValueError(f"{fn_name}: {why} needs q and k of the same length; got {shapes}")
     if same_value_dim and v.shape[-1] != q.shape[-1]:
         raise ValueError(
             f"{fn_name}: q, k and v must have the same feature dimension; got {shapes}"
@@ -76,7 +86,11 @@ def as_bool_mask(mask, name, target_shape, like, fn_name):
     """
     mask = raw(mask)
     if not hasattr(mask, "dtype"):
-        mask = np.asarray(mask)
+        try:
+            mask = np.asarray(mask)
+        except ValueError:  # rows of different lengths
+            raise ValueError(f"{fn_name}: {name} is a ragged nested list; give every row the "
+                             f"same length") from None
     device = backend.device_of(like)
     if backend.device_of(mask) != device:
         mask = backend.to_device(mask, device)
@@ -94,6 +108,16 @@ def as_bool_mask(mask, name, target_shape, like, fn_name):
         raise ValueError(
             f"{fn_name}: {name} of shape {mask.shape} does not broadcast to {target_shape}"
         )
+    return mask
+
+
+def check_key_mask(fn_name, key_mask, shape, like):
+    """A layer's ``key_mask`` as a bool (B, L) array (or one that broadcasts to ``shape``)
+    on the device of ``like``, checked as the user passed it, before any reshaping."""
+    mask = as_bool_mask(key_mask, "key_mask", shape, like, fn_name)
+    if mask.ndim != len(shape):
+        raise ValueError(f"{fn_name}: key_mask must have shape {tuple(shape)} (B, L) like the "
+                         f"input, got {tuple(mask.shape)}")
     return mask
 
 

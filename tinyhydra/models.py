@@ -33,6 +33,7 @@ import numpy as np
 
 from . import backend
 from . import functional as F
+from .embedding import as_ids
 from .nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter, TransformerBlock
 from .tensor import Tensor, no_grad
 
@@ -91,11 +92,25 @@ class SequentialRecommender(Module):
 
     # ----------------------------------------------------------- encoder
     def _ids(self, ids, name="inputs"):
-        """Int ids (numpy, backend array or lists) validated on the host, on the model's device."""
-        ids = self.item_embedding.prepare_ids(ids)
-        if ids.ndim != 2:
-            raise ValueError(
-                f"{type(self).__name__}: {name} must have shape (B, L), got {ids.shape}")
+        """Int ids (numpy, backend array or lists) validated on the host, on the model's device;
+        errors name them ``name``. Inputs must be left-padded: no 0 after a real item."""
+        model = type(self).__name__
+        ids = as_ids(ids, model, name)
+        if ids.ndim != 2 or 0 in ids.shape:
+            raise ValueError(f"{model}: {name} must have shape (B, L) with B, L >= 1, got "
+                             f"{ids.shape}")
+        if name == "targets" and not backend.is_gpu_array(ids) and ids.dtype.kind in "iu" and (
+                ids.min() < 0 or ids.max() > self.num_items):
+            raise ValueError(f"{model}: targets must be item ids in 1..{self.num_items} (0 = no "
+                             f"target), got values from {ids.min()} to {ids.max()}")
+        ids = self.item_embedding.prepare_ids(ids, model, name)
+        if name == "inputs" and not backend.is_gpu_array(ids):
+            real = ids != 0
+            gap = real[:, :-1] & ~real[:, 1:]  # a real item followed by a padding 0
+            if gap.any():
+                row = int(gap.any(axis=1).argmax())
+                raise ValueError(f"{model}: inputs row {row} has a padding 0 after a real item; "
+                                 f"inputs are LEFT-padded (0s first, the latest item last)")
         return ids
 
     def _positions(self, length: int) -> Tensor:
@@ -175,7 +190,7 @@ class SequentialRecommender(Module):
             count = DEFAULT_NUM_NEGATIVES if num_negatives is None else num_negatives
             sampled = backend.default_rng(np).integers(1, self.num_items + 1, (len(rows), count))
             return self._ids(sampled, "negatives")
-        negatives = self.item_embedding.prepare_ids(negatives)
+        negatives = self.item_embedding.prepare_ids(negatives, type(self).__name__, "negatives")
         if negatives.ndim != 3:
             raise ValueError(f"negatives must have shape (B, L, N), got {negatives.shape}")
         if num_negatives is not None:
@@ -203,11 +218,11 @@ class SequentialRecommender(Module):
         """
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; expected one of {LOSSES}")
+        targets = self._ids(batch.targets, "targets")  # checked before the forward pass
         hidden = self.encode(batch.inputs)  # (B, L, D)
-        targets = self._ids(batch.targets, "targets")
         if targets.shape != hidden.shape[:2]:
-            raise ValueError(
-                f"targets of shape {targets.shape} do not match inputs of shape {hidden.shape[:2]}")
+            raise ValueError(f"{type(self).__name__}: targets of shape {targets.shape} do not "
+                             f"match inputs of shape {hidden.shape[:2]}")
         xp = backend.get_array_module(targets)
         targets = targets.reshape(-1)  # (B*L,)
         rows = xp.flatnonzero(targets)  # (M,) positions with a target

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import backend
+from . import backend, flat
 from .tensor import Tensor
 
 __all__ = ["Parameter", "Module", "ModuleList"]
@@ -38,6 +38,16 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
+
+    def __setattr__(self, name, value):
+        # as PyTorch: a plain array or Tensor over a Parameter would drop it from parameters()
+        if isinstance(vars(self).get(name), Parameter) and not (
+                value is None or isinstance(value, Parameter)):
+            raise TypeError(
+                f"cannot assign {type(value).__name__} to {type(self).__name__}.{name}, a "
+                f"Parameter: assign a Parameter, or change its values with "
+                f"{name}.data = array")
+        object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------- traversal
     def _named_members(self):
@@ -99,8 +109,8 @@ class Module:
         return self.train(False)
 
     def zero_grad(self) -> None:
-        for param in self.parameters():
-            param.grad = None
+        """Forget the gradients; a ``param.grad`` kept from before keeps its values."""
+        flat.forget_grads(self.parameters())
 
     # ------------------------------------------------------ device and dtype
     @property
@@ -143,6 +153,11 @@ class Module:
         missing and unexpected names are skipped. Values are cast to each parameter's dtype.
         """
         params = dict(self.named_parameters())
+        if not isinstance(state, dict):
+            raise TypeError(f"load_state_dict into {type(self).__name__}: state must be a dict "
+                            f"name -> array (model.state_dict()), got {type(state).__name__}")
+        state = {name: _as_checkpoint_array(name, value) if name in params else value
+                 for name, value in state.items()}
         if strict:
             missing = sorted(set(params) - set(state))
             unexpected = sorted(set(state) - set(params))
@@ -177,6 +192,25 @@ class Module:
             return f"{type(self).__name__}({self.extra_repr()})"
         lines = ([self.extra_repr()] if self.extra_repr() else []) + children
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _as_checkpoint_array(name, value):
+    """A state_dict value (array, Tensor, Parameter, nested lists) as an array of numbers,
+    or a TypeError naming its key."""
+    if isinstance(value, Tensor):
+        return value.data
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        array = value
+    else:
+        try:
+            array = np.asarray(value)
+        except ValueError:  # ragged nested lists
+            raise TypeError(f"load_state_dict: state[{name!r}] is a ragged nested list; it "
+                            f"must be an array of one shape") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"load_state_dict: state[{name!r}] has dtype {array.dtype}; it must be "
+                        f"an array of numbers")
+    return array
 
 
 class ModuleList(Module):

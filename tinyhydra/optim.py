@@ -11,16 +11,25 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 
 from . import backend, flat
-from .tensor import Tensor
+from .tensor import Tensor, bump_version
 
 __all__ = ["Optimizer", "SGD", "Adam", "ExponentialMovingAverage"]
 
 
+def _check_number(owner: str, name: str, value, below: float = math.inf) -> float:
+    """``value`` as a float in [0, below), else an error naming ``name`` (as PyTorch's checks)."""
+    number = float(value) if isinstance(value, numbers.Real) else math.nan
+    if not (math.isfinite(number) and 0.0 <= number < below):
+        span = ">= 0" if below == math.inf else f"in [0, {below:g})"
+        raise ValueError(f"{owner}: invalid {name} {value!r}; it must be a finite number {span}")
+    return number
+
+
 def _restored_like(param: Tensor, value, what: str):
-    """A copy of checkpoint array ``value`` on ``param``'s device, in its dtype; ``what``
-    names the array in the error when the shapes differ."""
+    """A copy of checkpoint array ``value`` on ``param``'s device and dtype; errors name ``what``."""
     if tuple(value.shape) != param.shape:
         raise ValueError(f"{what} has shape {tuple(value.shape)}, the parameter has shape {param.shape}")
     xp = backend.get_array_module(param.data)
@@ -35,23 +44,13 @@ class Optimizer:
     """
 
     def __init__(self, params, lr: float):
-        self.params = list(params)
-        if not self.params:
-            raise ValueError(f"{type(self).__name__} got an empty parameter list")
-        for i, param in enumerate(self.params):
-            if not isinstance(param, Tensor) or not param.requires_grad:
-                raise TypeError(
-                    f"{type(self).__name__}: parameter {i} is not a Tensor that requires grad "
-                    f"(got {type(param).__name__}); pass model.parameters()")
-        if lr < 0:
-            raise ValueError(f"learning rate must be >= 0, got {lr}")
-        self.lr = float(lr)
+        self.params = flat.parameter_list(params, type(self).__name__)
+        self.lr = _check_number(type(self).__name__, "learning rate lr", lr)
         self.state = [{} for _ in self.params]
 
     def zero_grad(self) -> None:
-        """Forget the gradients (no array is touched: the next backward writes, not adds)."""
-        for param in self.params:
-            param.grad = None
+        """Forget the gradients: the next backward writes fresh arrays (a kept grad stays)."""
+        flat.forget_grads(self.params)
 
     def step(self) -> None:
         """Update every parameter whose ``grad`` is set; skip the others."""
@@ -112,7 +111,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
         super().__init__(params, lr)
-        self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+        self.momentum = _check_number("SGD", "momentum", momentum)
+        self.weight_decay = _check_number("SGD", "weight_decay", weight_decay)
 
     def hyperparameters(self):
         return {"lr": self.lr, "momentum": self.momentum, "weight_decay": self.weight_decay}
@@ -174,19 +174,18 @@ class Adam(Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, decoupled_weight_decay: bool = False):
         super().__init__(params, lr)
-        beta1, beta2 = betas
-        if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
-            raise ValueError(f"Adam betas must lie in [0, 1), got {betas}")
-        self.betas = (float(beta1), float(beta2))
-        self.eps, self.weight_decay = float(eps), float(weight_decay)
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise TypeError(f"Adam: betas must be a pair (beta1, beta2), got {betas!r}")
+        self.betas = tuple(_check_number("Adam", f"betas[{i}]", b, below=1.0) for i, b in enumerate(betas))
+        self.eps, self.weight_decay = (_check_number("Adam", name, value) for name, value in
+                                       (("eps", eps), ("weight_decay", weight_decay)))
         self.decoupled_weight_decay = bool(decoupled_weight_decay)
         self.flat = flat.packing_of(self.params)
         self._layout_version = None  # the packing's version the flat moments are laid out for
 
     def hyperparameters(self):
         return {"lr": self.lr, "betas": self.betas, "eps": self.eps,
-                "weight_decay": self.weight_decay,
-                "decoupled_weight_decay": self.decoupled_weight_decay}
+                "weight_decay": self.weight_decay, "decoupled_weight_decay": self.decoupled_weight_decay}
 
     def step(self) -> None:
         """Update every parameter whose ``grad`` is set; skip the others."""
@@ -198,10 +197,12 @@ class Adam(Optimizer):
                 step = self._advance(i)["step"]
             for group, (exp_avg, exp_avg_sq) in zip(self.flat.groups, self._flat_moments):
                 adam_update(group.data, group.grad, exp_avg, exp_avg_sq, step, *hyper)
+                bump_version(group.data)  # a graph that saved a parameter is now stale
             return
         for i, (param, grad) in self._gradients():
             state = self._advance(i)
             adam_update(param.data, grad, state["exp_avg"], state["exp_avg_sq"], state["step"], *hyper)
+            bump_version(param.data)
 
     def _advance(self, i: int) -> dict:
         """Parameter i's state, one step further (started on its first step)."""

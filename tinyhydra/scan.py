@@ -85,6 +85,8 @@ def prefix_sum(x, decay=None, method=None):
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     length, dim = x.shape[-2:]
+    if length == 0:
+        return x.copy()  # an empty sequence: nothing to sum
     if method == "matmul":
         chunk = min(length, MATMUL_CHUNK)
     else:

@@ -15,6 +15,8 @@ from .tensor import Function
 def _shifted_exp(x, axis):
     """(e^(x - max), x - max) along ``axis``: the stable core of every op here."""
     xp = backend.get_array_module(x)
+    if x.shape[axis] == 0:  # softmax over nothing: an empty result, as PyTorch's
+        return xp.exp(x), x.copy()
     shifted = x - x.max(axis=axis, keepdims=True)
     return xp.exp(shifted), shifted
 

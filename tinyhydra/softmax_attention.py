@@ -102,7 +102,7 @@ class SoftmaxAttention(Function):
         return grad_q, grad_k, grad_v
 
 
-def softmax_attention(q, k, v, mask=None) -> Tensor:
+def softmax_attention(q, k, v, *, mask=None) -> Tensor:
     """softmax(q k^T / sqrt(d), masked) v. See :class:`SoftmaxAttention`.
 
     q (..., L, d), k (..., S, d), v (..., S, dv) Tensors; ``mask`` a bool array or Tensor

@@ -12,7 +12,14 @@ records a :class:`Node` (the function, its context and its parent tensors) on th
 output. ``Tensor.backward`` walks the recorded graph in reverse topological order
 (found iteratively, so a chain of thousands of ops cannot hit Python's recursion
 limit), reduces broadcast gradients back to each parent's shape in ONE place
-(:func:`unbroadcast`), accumulates into the leaves' ``.grad`` and frees the graph.
+(:func:`unbroadcast`), accumulates into the leaves' ``.grad`` and frees the graph; a
+second backward through a freed part raises, as PyTorch's does.
+
+Saved arrays are versioned as in PyTorch: an in-place change of a tensor's array
+(``x.data += 1``, an optimizer step; see :func:`bump_version`) after a Function saved it
+(or a view of the same memory) makes that Function's backward raise instead of using
+the changed values. One counter per memory owner (``array.base``), read only when some
+change happened since the forward, so a step without in-place changes pays one int per op.
 
 The engine has no profiling code: ``th.profile()`` wraps each Function's forward and
 backward in a timer while it is active (see :mod:`tinyhydra.profiler`), so a run
@@ -21,12 +28,29 @@ without a profiler pays nothing for it.
 from __future__ import annotations
 
 import contextlib
+import operator
 
 import numpy as np
 
 from . import backend
 
 _grad_enabled = True
+_changes = 0  # in-place changes so far (bump_version)
+_changed_at = {}  # id of a memory owner -> the value of _changes at its last in-place change
+
+
+def _owner(array):
+    """The array that owns ``array``'s memory (itself when it is not a view)."""
+    while isinstance(getattr(array, "base", None), type(array)):
+        array = array.base
+    return array
+
+
+def bump_version(array) -> None:
+    """Record that ``array``'s memory was changed in place (see the module docstring)."""
+    global _changes
+    _changes += 1
+    _changed_at[id(_owner(array))] = _changes
 
 
 def is_grad_enabled() -> bool:
@@ -61,12 +85,30 @@ class Context:
 class Node:
     """One recorded application of a Function: what backward needs to go on."""
 
-    __slots__ = ("function", "ctx", "parents")
+    __slots__ = ("function", "ctx", "parents", "changes")
 
     def __init__(self, function, ctx, parents):
         self.function = function
         self.ctx = ctx
         self.parents = parents  # one entry per positional input: a Tensor or None
+        self.changes = _changes  # in-place changes before the forward (see check_saved)
+
+    def check_saved(self, output) -> None:
+        """Raise if an array saved for backward was changed in place after the forward."""
+        for array in self.ctx.saved_tensors:
+            if _changed_at.get(id(_owner(array)), 0) <= self.changes:
+                continue
+            owner = _owner(array)
+            names = [f"input {i} (shape {p.shape}{', ' + p.name if p.name else ''})"
+                     for i, p in enumerate(self.parents)
+                     if p is not None and _owner(p._data) is owner]
+            if _owner(output._data) is owner:
+                names.append(f"its output (shape {output.shape})")
+            raise RuntimeError(
+                f"backward(): the array of {' and '.join(names) or 'a tensor'} that "
+                f"{self.function.__name__} saved for backward was changed in place since "
+                f"(x.data += ..., an optimizer step): call backward first, or change a copy "
+                f"(x.data = x.data + 1)")
 
 
 class Function:
@@ -87,7 +129,7 @@ class Function:
         for arg in args:
             if isinstance(arg, Tensor):
                 parents.append(arg)
-                raw_args.append(arg.data)
+                raw_args.append(arg._data)
                 needs_input_grad.append(arg.requires_grad)
             else:
                 parents.append(None)
@@ -127,15 +169,17 @@ def unbroadcast(grad, shape):
 def _as_array(value, like=None):
     """A backend array for ``value``; Python numbers take the dtype of ``like``."""
     if isinstance(value, Tensor):
-        return value.data
+        return value._data
     if isinstance(value, np.ndarray) or backend.is_gpu_array(value):
         return value
-    if like is not None:
-        xp = backend.get_array_module(like)
-        if isinstance(value, (int, float, bool, np.number)):
-            return xp.asarray(value, dtype=like.dtype)
+    xp = np if like is None else backend.get_array_module(like)
+    if like is not None and isinstance(value, (int, float, bool, np.number)):
+        return xp.asarray(value, dtype=like.dtype)
+    try:
         return xp.asarray(value)
-    return np.asarray(value)
+    except ValueError:  # NumPy's "inhomogeneous shape"
+        raise ValueError("Tensor: data is a ragged nested list (rows of different lengths); "
+                         "give every row the same length") from None
 
 
 class Tensor:
@@ -158,7 +202,7 @@ class Tensor:
             raise TypeError(
                 f"only floating-point tensors can require gradients, got dtype {array.dtype}"
             )
-        self.data = array
+        self._data = array
         self.requires_grad = bool(requires_grad)
         self.grad = None
         self._node = None
@@ -170,60 +214,102 @@ class Tensor:
         """A Function's output array as a Tensor, recorded (``node``) or not (None); no
         conversion or checks: ``apply`` made them."""
         result = cls.__new__(cls)
-        result.data, result.grad, result.name = output, None, None
+        result._data, result.grad, result.name = output, None, None
         result.requires_grad, result._node, result._is_leaf = node is not None, node, node is None
         return result
 
     # ------------------------------------------------------------------ basics
     @property
+    def data(self):
+        """The backend array. ``x.data = new`` replaces it (a Function that saved the old one
+        keeps it); ``x.data += 1`` changes it in place, which the graph notices."""
+        return self._data
+
+    @data.setter
+    def data(self, array):
+        if array is self._data:  # x.data += 1, x.data -= lr * g: the same array, changed in place
+            bump_version(array)
+        self._data = array
+
+    __hash__ = object.__hash__  # by identity, as PyTorch: == compares elementwise
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise ValueError(f"the truth value of a Tensor of shape {self.shape} is ambiguous: "
+                             "reduce it first, e.g. (a == b).numpy().all()")
+        return bool(self._data.reshape(()).item())
+
+    def _compare(self, other, op):
+        """A bool Tensor without grad: the elementwise comparison of the arrays."""
+        return Tensor(op(self._data, other._data if isinstance(other, Tensor) else other))
+
+    def __eq__(self, other):
+        return self._compare(other, operator.eq)
+
+    def __ne__(self, other):
+        return self._compare(other, operator.ne)
+
+    def __lt__(self, other):
+        return self._compare(other, operator.lt)
+
+    def __le__(self, other):
+        return self._compare(other, operator.le)
+
+    def __gt__(self, other):
+        return self._compare(other, operator.gt)
+
+    def __ge__(self, other):
+        return self._compare(other, operator.ge)
+
+    @property
     def shape(self):
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def size(self):
-        return self.data.size
+        return self._data.size
 
     @property
     def device(self) -> str:
-        return backend.device_of(self.data)
+        return backend.device_of(self._data)
 
     @property
     def is_leaf(self) -> bool:
         return self._is_leaf
 
     def __len__(self):
-        return len(self.data)
+        return len(self._data)
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({backend.as_numpy(self.data)!r}, device='{self.device}'{grad})"
+        return f"Tensor({backend.as_numpy(self._data)!r}, device='{self.device}'{grad})"
 
     def numpy(self) -> np.ndarray:
         """A host ``numpy.ndarray`` (copied from the GPU when needed)."""
-        return backend.as_numpy(self.data)
+        return backend.as_numpy(self._data)
 
     def item(self) -> float:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
-        return self.data.reshape(()).item()
+        return self._data.reshape(()).item()
 
     def detach(self) -> Tensor:
         """The same data, cut from the graph."""
-        return Tensor(self.data)
+        return Tensor(self._data)
 
     def to(self, device: str) -> Tensor:
         """A leaf copy on ``device`` ('cpu' or 'gpu'); ``self`` if already there."""
         if backend.check_device(device) == self.device:
             return self
-        moved = Tensor(backend.to_device(self.data, device), requires_grad=self.requires_grad)
+        moved = Tensor(backend.to_device(self._data, device), requires_grad=self.requires_grad)
         if self.grad is not None:
             moved.grad = backend.to_device(self.grad, device)
         return moved
@@ -252,17 +338,17 @@ class Tensor:
                 "backward() through a graph that was already freed: recompute the forward "
                 "pass, or call backward(retain_graph=True) the first time"
             )
-        xp = backend.get_array_module(self.data)
+        xp = backend.get_array_module(self._data)
         if grad is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(
                     f"backward() without a gradient needs a one-element tensor, got shape "
                     f"{self.shape}: reduce it first (e.g. .sum() or .mean()) or pass "
                     f"grad=<array of shape {self.shape}>"
                 )
-            grad = xp.ones_like(self.data)
+            grad = xp.ones_like(self._data)
         else:
-            grad = _as_array(grad, like=self.data)
+            grad = _as_array(grad, like=self._data)
             if grad.dtype != self.dtype:  # a float64 cotangent must not turn a float32 graph float64
                 grad = grad.astype(self.dtype)
             if grad.shape != self.shape:
@@ -277,8 +363,15 @@ class Tensor:
                 continue
             node = tensor._node
             if node is None:
+                if not tensor._is_leaf:
+                    raise RuntimeError(
+                        f"backward() through a graph that was already freed (a tensor of shape "
+                        f"{tensor.shape} was used after an earlier backward): recompute the "
+                        f"forward pass, or call backward(retain_graph=True) the first time")
                 tensor._accumulate_grad(tensor_grad)
                 continue
+            if node.changes != _changes:  # some in-place change since this node's forward
+                node.check_saved(tensor)
             parent_grads = node.function.backward(node.ctx, tensor_grad)
             if not isinstance(parent_grads, tuple):
                 parent_grads = (parent_grads,)
@@ -290,8 +383,8 @@ class Tensor:
             for parent, parent_grad in zip(node.parents, parent_grads):
                 if parent_grad is None or parent is None or not parent.requires_grad:
                     continue
-                if parent_grad.shape != parent.data.shape:  # the common case costs no call
-                    parent_grad = unbroadcast(parent_grad, parent.data.shape)
+                if parent_grad.shape != parent._data.shape:  # the common case costs no call
+                    parent_grad = unbroadcast(parent_grad, parent._data.shape)
                 previous = grads.get(id(parent))
                 # out of place: a Function may hand the same array to several parents
                 grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
@@ -306,7 +399,7 @@ class Tensor:
             self.grad += grad
             return
         packed = self._packed
-        if packed is not None and packed[1] is self.data:  # still packed: data not replaced
+        if packed is not None and packed[1] is self._data:  # still packed: data not replaced
             packed[2][...] = grad
             self.grad = packed[2]
         else:
@@ -339,7 +432,7 @@ class Tensor:
 
     # ------------------------------------------------------------- operators
     def _lift(self, other) -> Tensor:
-        return other if isinstance(other, Tensor) else Tensor(_as_array(other, like=self.data))
+        return other if isinstance(other, Tensor) else Tensor(_as_array(other, like=self._data))
 
     def __add__(self, other):
         return ops.Add.apply(self, self._lift(other))
@@ -425,4 +518,4 @@ from . import ops  # noqa: E402  (ops subclasses Function, defined above)
 
 def raw(x):
     """The array inside a Tensor; anything else (an array, a list, None) unchanged."""
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
