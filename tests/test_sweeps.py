@@ -38,3 +38,12 @@ def test_lengths_table_fits_the_slope_of_time_against_length(tmp_path, sweeps):
     lines = sweeps.main(["lengths", "--results", str(tmp_path), "--figure", str(figure)])
     assert "Fitted slope of log(s/epoch) on log(L): sasrec 2.00, hydrarec-uni 1.00." in lines
     assert figure.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("sweep", ["heads", "lengths"])
+def test_results_page_holds_the_sweep_tables(sweeps, sweep):
+    """docs/results.md shows each sweep as scripts/sweeps.py prints it from results/: a row that
+    finishes without the page being updated fails here."""
+    page = (sweeps.ROOT / "docs" / "results.md").read_text()
+    printed = "\n".join(sweeps.main([sweep, "--figure", ""]))
+    assert printed in page, f"paste `python scripts/sweeps.py {sweep}` into docs/results.md"
