@@ -1,16 +1,10 @@
-"""The notebooks' exercise checker (tinyhydra.exercises): every answer key passes, and every
+"""The notebooks' exercise checker (course.exercises): every answer key passes, and every
 check fails on the untouched stub and on plausible wrong answers (a check that cannot fail
 checks nothing)."""
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from tinyhydra import exercises
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
-import solutions  # noqa: E402  (notebooks/solutions: the answer key, one module per notebook)
+from course import exercises, solutions  # course/solutions: the answer key, one module per notebook
 
 ANSWERS = {name: fn for module in solutions.NOTEBOOK_MODULES for name, fn in solutions.answers(module).items()}
 

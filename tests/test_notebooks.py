@@ -7,17 +7,18 @@ notebooks/ as the working directory and this checkout first on PYTHONPATH
 * With the answer key (``TINYHYDRA_SOLUTIONS=1``) every exercise's check must print PASS.
 * With the untouched stubs, as the notebooks are committed, every check must print FAIL.
 
-Each notebook's exercises are the functions of its module in notebooks/solutions, so a
+Each notebook's exercises are the functions of its module in course/solutions, so a
 check that is dropped from a notebook, or one that passes a stub, fails here. The
 committed files must also be stored without outputs and stay under 1 MiB.
 
 Deselect with ``pytest -m "not notebooks"``.
 """
 import re
-import sys
 from pathlib import Path
 
 import pytest
+
+from course import solutions  # course/solutions: the answer key
 
 from .scripts import load_script
 
@@ -30,8 +31,6 @@ MAX_BYTES = 1 << 20  # 1 MiB
 CHECK_LINE = re.compile(r"^(PASS|FAIL) (\w+): ", re.MULTILINE)
 
 nbformat = pytest.importorskip("nbformat")
-sys.path.insert(0, str(NOTEBOOK_DIR))
-import solutions  # noqa: E402  (notebooks/solutions: the answer key)
 
 
 @pytest.fixture(scope="module")

@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import functional as F
-from . import metrics, reference
+from tinyhydra import functional as F
+from tinyhydra import metrics, reference
+from tinyhydra.tensor import Tensor
+
 from .checking import Failed, as_grads, autograd_grads, call, expect, function_from, gradcheck_case
-from .tensor import Tensor
 
 __all__ = ["check", "EXERCISES", "decayed_prefix_sum_loop"]
 

@@ -1,11 +1,11 @@
-"""The machinery of :func:`tinyhydra.exercises.check`: run an answer on a case, compare it with
+"""The machinery of :func:`course.exercises.check`: run an answer on a case, compare it with
 the expected arrays, gradcheck a backward, and phrase the first failure as one line."""
 from __future__ import annotations
 
 import numpy as np
 
-from .gradcheck import gradcheck
-from .tensor import Function, Tensor
+from tinyhydra.gradcheck import gradcheck
+from tinyhydra.tensor import Function, Tensor
 
 ATOL, RTOL = 1e-10, 1e-7  # float64 throughout: a correct answer agrees to rounding error
 
