@@ -2,6 +2,8 @@
 the expected arrays, gradcheck a backward, and phrase the first failure as one line."""
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from tinyhydra.gradcheck import gradcheck
@@ -10,18 +12,78 @@ from tinyhydra.tensor import Function, Tensor
 ATOL, RTOL = 1e-10, 1e-7  # float64 throughout: a correct answer agrees to rounding error
 
 
+SMALL = 4  # inputs of at most 4 x 4 entries are printed in a failure message
+
+
 class Failed(Exception):
-    """The first failing case, already phrased for the one-line report."""
+    """The first failing case, already phrased for the one-line report. ``expected`` and ``got``
+    are the values at the first differing entry (None when the answer raised or had the wrong shape)."""
+
+    def __init__(self, message, expected=None, got=None):
+        super().__init__(message)
+        self.expected, self.got = expected, got
+
+
+class Trace:
+    """The last call of the answer under check: its case label, named arguments and result.
+    A failure message shows them, and :mod:`course.mistakes` matches the result against the
+    known mistakes of the exercise."""
+
+    label, names, args, result = "", (), (), None
+
+    @classmethod
+    def describe(cls, label) -> str:
+        """``'label' (q (3, 2), k (3, 2))``: the case and the shapes (or values) of its arguments."""
+        if label != cls.label:
+            return repr(label)
+        parts = [f"{name} {_shape_or_value(arg)}" for name, arg in zip(cls.names, cls.args)]
+        return f"{label!r} ({', '.join(parts)})" if parts else repr(label)
+
+    @classmethod
+    def small_inputs(cls, label) -> str:
+        """``; inputs q = [[...]], ...`` when every array argument has at most 4 x 4 entries."""
+        if label != cls.label:
+            return ""
+        arrays = [(name, arg) for name, arg in zip(cls.names, cls.args) if isinstance(arg, np.ndarray)]
+        if not arrays or any(arg.ndim > 2 or max(arg.shape, default=1) > SMALL for _, arg in arrays):
+            return ""
+        shown = [f"{name} = {np.array2string(arg, precision=4, separator=', ')}" for name, arg in arrays]
+        return "; inputs " + ", ".join(" ".join(text.split()) for text in shown)
+
+
+def away_from_zero(rng):
+    """A sampler like ``rng.standard_normal`` whose entries have |x| in [0.5, 2]: no entry so close
+    to 0 that a wrong answer differs from the right one only by a rounding-sized amount."""
+    def sample(shape):
+        return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.5, 2.0, size=shape)
+    return sample
+
+
+def _shape_or_value(arg) -> str:
+    return str(arg.shape) if isinstance(arg, np.ndarray) else f"= {arg!r}"
+
+
+def _argument_names(fn, count):
+    """The answer's own parameter names (``q, k, v``), else ``arg0, arg1, ...``."""
+    try:
+        names = [p.name for p in inspect.signature(fn).parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        names = []
+    return tuple(names[:count]) if len(names) >= count else tuple(f"arg{i}" for i in range(count))
 
 
 def call(label, fn, *args):
     """fn(*args) on copies of the array arguments (an in-place edit must not change the next
-    case), with any exception turned into a failure of case ``label``."""
+    case), with any exception turned into a failure of case ``label``; recorded in :class:`Trace`."""
+    Trace.label, Trace.names, Trace.result = label, _argument_names(fn, len(args)), None
+    Trace.args = tuple(arg.copy() if isinstance(arg, np.ndarray) else arg for arg in args)
     args = [arg.copy() if isinstance(arg, np.ndarray) else arg for arg in args]
     try:
-        return fn(*args)
+        Trace.result = fn(*args)
     except Exception as error:  # the student's code may raise anything
-        raise Failed(f"case '{label}': {type(error).__name__}: {error}") from None
+        raise Failed(f"case {Trace.describe(label)}: {type(error).__name__}: {error}") from None
+    return Trace.result
 
 
 def _fmt(value) -> str:
@@ -30,14 +92,16 @@ def _fmt(value) -> str:
 
 
 def expect(label, expected, actual, what="out"):
-    """Fail unless ``actual`` has ``expected``'s shape and values (to ATOL + RTOL |expected|)."""
+    """Fail unless ``actual`` has ``expected``'s shape and values (to ATOL + RTOL |expected|);
+    the message names the case, its shapes (its inputs when small) and the first differing entry."""
     expected = np.asarray(expected)
+    case = Trace.describe(label)
     try:
         actual = np.asarray(actual, dtype=expected.dtype if expected.dtype == bool else np.float64)
     except (TypeError, ValueError):
-        raise Failed(f"case '{label}': {what} should be an array, got {type(actual).__name__}") from None
+        raise Failed(f"case {case}: {what} should be an array, got {type(actual).__name__}") from None
     if actual.shape != expected.shape:
-        raise Failed(f"case '{label}': {what} has shape {actual.shape}, expected {expected.shape}")
+        raise Failed(f"case {case}: {what} has shape {actual.shape}, expected {expected.shape}")
     if expected.dtype == bool:
         wrong = actual != expected
     else:
@@ -45,8 +109,8 @@ def expect(label, expected, actual, what="out"):
     if wrong.any():
         index = tuple(int(i) for i in np.argwhere(wrong)[0])
         where = f"{what}[{', '.join(map(str, index))}]" if index else what
-        raise Failed(f"case '{label}': {where} expected {_fmt(expected[index])}, "
-                      f"got {_fmt(actual[index])}")
+        raise Failed(f"case {case}: {where} expected {_fmt(expected[index])}, got {_fmt(actual[index])}"
+                     f"{Trace.small_inputs(label)}", expected[index], actual[index])
 
 
 def function_from(forward, backward) -> type:
@@ -86,5 +150,5 @@ def as_grads(label, answer, count):
     if count == 1:
         return (answer,)
     if not isinstance(answer, (tuple, list)) or len(answer) != count:
-        raise Failed(f"case '{label}': expected a tuple of {count} gradients, got {type(answer).__name__}")
+        raise Failed(f"case {Trace.describe(label)}: expected a tuple of {count} gradients, got {type(answer).__name__}")
     return tuple(answer)
