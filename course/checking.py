@@ -150,5 +150,6 @@ def as_grads(label, answer, count):
     if count == 1:
         return (answer,)
     if not isinstance(answer, (tuple, list)) or len(answer) != count:
-        raise Failed(f"case {Trace.describe(label)}: expected a tuple of {count} gradients, got {type(answer).__name__}")
+        raise Failed(f"case {Trace.describe(label)}: expected a tuple of {count} gradients, "
+                     f"got {type(answer).__name__}")
     return tuple(answer)

@@ -38,7 +38,17 @@ from tinyhydra import functional as F
 from tinyhydra import metrics, reference
 from tinyhydra.tensor import Tensor
 
-from .checking import Failed, Trace, away_from_zero, as_grads, autograd_grads, call, expect, function_from, gradcheck_case
+from .checking import (
+    Failed,
+    Trace,
+    as_grads,
+    autograd_grads,
+    away_from_zero,
+    call,
+    expect,
+    function_from,
+    gradcheck_case,
+)
 
 __all__ = ["check", "run", "EXERCISES", "decayed_prefix_sum_loop", "decay_matrix"]
 

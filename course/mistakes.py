@@ -185,7 +185,8 @@ MISTAKES = {
     ],
     "attention_mask": [
         ("the padding ignored", "a key t with ids[t] = 0 is padding: False in every row",
-         lambda ids, causal: np.broadcast_to(_tril(ids.shape[1]) if causal else True, (len(ids),) + (ids.shape[1],) * 2)),
+         lambda ids, causal: np.broadcast_to(_tril(ids.shape[1]) if causal else True, (len(ids),) + (ids.shape[1],) * 2)
+         ),
         ("causal ignored", "with causal=True also require t <= i",
          lambda ids, causal: np.broadcast_to((ids != 0)[:, None, :], (len(ids),) + (ids.shape[1],) * 2)),
         ("the padded queries masked instead of the padded keys", "mask the columns (keys): ids[:, None, :]",

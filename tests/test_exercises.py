@@ -102,8 +102,8 @@ def test_a_known_mistake_is_at_least_5_percent_off_where_it_first_fails(name, in
 def test_a_failure_names_the_case_its_shapes_and_small_inputs(capsys):
     exercises.check("hydra_causal_backward", mistakes.MISTAKES["hydra_causal_backward"][0][2])
     line = capsys.readouterr().out
-    assert line.startswith("FAIL hydra_causal_backward: case 'L = 3, D = 2' (qh (3, 2), kh (3, 2), v (3, 2), g (3, 2)): "
-                           "d_k_hat[0, 0] expected ")
+    assert line.startswith("FAIL hydra_causal_backward: case 'L = 3, D = 2' "
+                           "(qh (3, 2), kh (3, 2), v (3, 2), g (3, 2)): d_k_hat[0, 0] expected ")
     assert "; inputs qh = [[" in line and "hint: this looks like the sum not reversed" in line
 
 
@@ -113,9 +113,10 @@ def test_large_inputs_are_not_printed(capsys):
     assert "(x (5, 3), a (3,))" in line and "inputs" not in line and "hint" not in line
 
 
-def test_visible_bidirectional_data_has_no_near_zero_entry():
-    for label, u, decay in exercises._decay_cases(np.random.default_rng(7), bidirectional=True):
+def test_visible_bidirectional_data_has_no_near_zero_entry_and_distinct_sides():
+    for label, u, (a0, a1) in exercises._decay_cases(np.random.default_rng(7), bidirectional=True):
         assert np.abs(u).min() >= 0.5, label
+        assert label in ("a = 1", "a = 0") or np.all(a1 - a0 >= 0.1), label
 
 
 @pytest.mark.parametrize("name", sorted(exercises.EXERCISES))
