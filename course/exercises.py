@@ -103,7 +103,8 @@ def _check_layer_norm_backward(fn):
 
 # ------------------------------------------------------------ 02 softmax attention
 def _tril(length):
-    return np.tril(np.ones((length, length), dtype=bool))
+    """(L, L) bool: [t <= i]."""
+    return np.greater_equal.outer(np.arange(length), np.arange(length))
 
 
 def _check_causal_mask(fn):

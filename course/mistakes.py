@@ -2,7 +2,7 @@ r"""Known mistakes of each exercise, each with the hint a failure message adds w
 matches it on the failing case.
 
 A mistake is written as the wrong computation itself, from the library's references and
-prefix sums (never from the answer key), so that the checker can run it on the failing
+prefix sums (never from the answers), so that the checker can run it on the failing
 case: when the answer's whole output equals the mistake's output there, the one-line
 report ends with ``hint: <the mistake>: <what to change>``.
 
