@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COURSE_FILES = ("__init__.py", "checking.py", "exercises.py", "mistakes.py")
+COURSE_FILES = ("__init__.py", "checking.py", "checks_01_03.py", "checks_04_06.py", "exercises.py", "mistakes.py")
 SCRIPTS = ("benchmarks/common.py", "examples/train.py", "examples/train_ml1m.py", "scripts/grid_table.py")
 TOP_FILES = ("pyproject.toml", "LICENSE", "notebooks/preamble.py")
 FORBIDDEN = re.compile(r"solutions|TINYHYDRA_SOLUTIONS|answer key", re.IGNORECASE)

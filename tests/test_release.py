@@ -50,7 +50,8 @@ def texts(folder):
 def test_the_edition_holds_the_library_checks_and_notebooks_only(edition):
     files = set(texts(edition))
     assert {f"notebooks/{p.name}" for p in (ROOT / "notebooks").glob("*.ipynb")} <= files
-    assert {"course/__init__.py", "course/exercises.py", "course/checking.py", "course/mistakes.py",
+    assert {"course/__init__.py", "course/exercises.py", "course/checks_01_03.py", "course/checks_04_06.py",
+            "course/checking.py", "course/mistakes.py",
             "tinyhydra/__init__.py", "notebooks/preamble.py", "pyproject.toml", "README.md"} <= files
     assert not [name for name in files if name.startswith("course/solutions") or name in (
         "course/release.py", "course/__main__.py", "course/README.md")]
