@@ -1,4 +1,5 @@
-"""``python -m course release OUT``: write the student edition (see :mod:`course.release`)."""
+"""``python -m course release OUT`` (the student edition, :mod:`course.release`) and
+``python -m course grade SUBMISSIONS --out grades.csv`` (:mod:`course.grading`)."""
 import argparse
 import sys
 from pathlib import Path
@@ -11,7 +12,20 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     student = commands.add_parser("release", help="write the student edition (no answers) to OUT")
     student.add_argument("out", type=Path, metavar="OUT", help="a new or empty folder")
+    grade = commands.add_parser("grade", help="grade SUBMISSIONS/<student>/<notebook>.ipynb into a CSV")
+    grade.add_argument("submissions", type=Path, metavar="SUBMISSIONS", help="one folder per student")
+    grade.add_argument("--out", type=Path, default=Path("grades.csv"), help="the CSV to write")
     args = parser.parse_args(argv)
+    if args.command == "grade":
+        if not args.submissions.is_dir():
+            print(f"error: {args.submissions} is not a folder: give SUBMISSIONS/<student>/<notebook>.ipynb",
+                  file=sys.stderr)
+            return 2
+        from .grading import grade_submissions
+
+        rows = grade_submissions(args.submissions, args.out)
+        print(f"{len(rows)} students graded -> {args.out} (reasons in {args.out.with_suffix('.feedback.json')})")
+        return 0
     try:
         written = release(args.out)
     except (FileExistsError, LeakError) as error:

@@ -51,6 +51,18 @@ class Trace:
         return "; inputs " + ", ".join(" ".join(text.split()) for text in shown)
 
 
+class Seeds:
+    """The seed offset of the cases' random data: 0 for the visible cases a student sees; the
+    grader (course/grading.py) draws its hidden cases with another offset."""
+
+    offset = 0
+
+
+def case_rng(seed):
+    """The random generator of one check's cases: seed ``seed`` plus :attr:`Seeds.offset`."""
+    return np.random.default_rng(seed + Seeds.offset)
+
+
 def away_from_zero(rng):
     """A sampler like ``rng.standard_normal`` whose entries have |x| in [0.5, 2]: no entry so close
     to 0 that a wrong answer differs from the right one only by a rounding-sized amount."""

@@ -8,13 +8,23 @@ from tinyhydra import functional as F
 from tinyhydra import reference
 from tinyhydra.tensor import Tensor
 
-from .checking import Failed, as_grads, autograd_grads, away_from_zero, call, expect, function_from, gradcheck_case
+from .checking import (
+    Failed,
+    as_grads,
+    autograd_grads,
+    away_from_zero,
+    call,
+    case_rng,
+    expect,
+    function_from,
+    gradcheck_case,
+)
 
 
 # ---------------------------------------------------------------- 01 autograd
 def _elementwise_backward(fn, forward, library, shapes, extra_cases):
     """Shared by the backward exercises whose ``fn(saved..., g)`` returns dL/dx for one input x."""
-    r = away_from_zero(np.random.default_rng(0))
+    r = away_from_zero(case_rng(0))
     cases = [(f"x of shape {shape}", 2 * r(shape)) for shape in shapes] + extra_cases  # |x| in [1, 4]
     for label, x in cases:
         g = r(x.shape)
@@ -78,7 +88,7 @@ def _check_causal_mask(fn):
 
 def _attention_cases():
     """(label, q, k, v, mask) for the softmax attention exercises: shapes, masks, edge cases."""
-    rng = np.random.default_rng(1)
+    rng = case_rng(1)
     r = away_from_zero(rng)
     padded = _tril(4)[None] & (np.arange(4) >= np.array([[0], [2]]))[:, None, :]  # (2, 4, 4)
     return [
@@ -105,7 +115,7 @@ def _check_softmax_attention(fn):
 
 
 def _check_softmax_attention_backward(fn):
-    rng = np.random.default_rng(2)
+    rng = case_rng(2)
     cases = _attention_cases()
     for label, q, k, v, mask in cases:
         g = away_from_zero(rng)(q.shape[:-1] + v.shape[-1:])
@@ -123,7 +133,7 @@ def _check_softmax_attention_backward(fn):
 
 # ------------------------------------------------------------------ 03 hydra
 def _hydra_cases():
-    rng = np.random.default_rng(3)
+    rng = case_rng(3)
     r = away_from_zero(rng)
     zero_query = r((2, 4, 3))
     zero_query[0, 1] = 0.0  # phi(0) = 0 / max(0, eps) = 0, not NaN
@@ -155,7 +165,7 @@ def _prefix_product_quadratic(q_hat, k_hat, v):
 
 
 def _check_hydra_causal_backward(fn):
-    rng = np.random.default_rng(4)
+    rng = case_rng(4)
     cases = [case for case in _hydra_cases() if case[0] != "a zero query row"]
     for label, q_hat, k_hat, v in cases:
         g = away_from_zero(rng)(v.shape)
@@ -185,7 +195,7 @@ def decayed_prefix_sum_loop(x, a):
 
 
 def _check_decayed_prefix_sum(fn):
-    rng = np.random.default_rng(5)
+    rng = case_rng(5)
     r = away_from_zero(rng)
     cases = [
         ("a = 1 is the prefix sum", r((5, 3)), np.ones(3)),

@@ -7,7 +7,7 @@ import numpy as np
 from tinyhydra import metrics, reference
 from tinyhydra.tensor import Tensor
 
-from .checking import away_from_zero, call, expect
+from .checking import away_from_zero, call, case_rng, expect
 from .checks_01_03 import _tril
 
 
@@ -89,7 +89,7 @@ def _decay_cases(rng, bidirectional):
 
 
 def _check_decay_gradient(fn):
-    rng = np.random.default_rng(6)
+    rng = case_rng(6)
     cases = _decay_cases(rng, bidirectional=False)
     for label, x, a in cases:
         h = away_from_zero(rng)(x.shape)
@@ -100,7 +100,7 @@ def _check_decay_gradient(fn):
 
 
 def _check_bidirectional_context(fn):
-    cases = _decay_cases(np.random.default_rng(7), bidirectional=True)
+    cases = _decay_cases(case_rng(7), bidirectional=True)
     for label, u, decay in cases:
         expect(label, _decayed_context_reference(u, decay)[0].data, call(label, fn, u, *decay), "kv")
     return len(cases)
