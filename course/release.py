@@ -9,7 +9,8 @@ answer key:
 * the visible checks (``course/`` without ``solutions/``, this tooling or the teacher's guide);
 * the notebooks with their stubs, stripped of every line that imports or swaps in the answer
   key (``from course import solutions``, ``fn = solutions.use(fn)``) and of the sentences that
-  point to it, and a short README.
+  point to it, each exercise marked for nbgrader (a solution cell, then a locked grade cell that
+  the grader fills with its tests), and a short README.
 
 The copy is checked as it is written: a file that still names the answer key or its
 environment switch stops the release (:class:`LeakError`), so a new mention cannot slip out.
@@ -53,8 +54,35 @@ Set `TINYHYDRA_QUICK=1` for the small sizes (every notebook then runs in seconds
 """
 
 
+GRADE_CELL_TEXT = "# graded by the teacher's tests (python -m course grade): leave this cell as it is"
+
+
 class LeakError(RuntimeError):
     """A file of the student edition names the answer key."""
+
+
+def exercise_of(cell, names):
+    """The exercise whose stub ``cell`` defines (its source starts with ``def <name>(``), else None."""
+    text = "".join(cell["source"])
+    return next((name for name in names if cell["cell_type"] == "code" and text.startswith(f"def {name}(")), None)
+
+
+def mark_for_grading(nb: dict, points: dict) -> dict:
+    """nbgrader's cell metadata: each exercise cell a solution cell (grade_id = the exercise), followed
+    by a locked grade cell ``test_<exercise>`` worth its points, which the grader fills with its tests."""
+    cells = []
+    for cell in nb["cells"]:
+        cells.append(cell)
+        name = exercise_of(cell, points)
+        if name:
+            cell["metadata"]["nbgrader"] = {"solution": True, "grade": False, "locked": False,
+                                            "grade_id": name, "schema_version": 3}
+            cells.append({"cell_type": "code", "id": f"grade-{name}", "execution_count": None, "outputs": [],
+                          "source": GRADE_CELL_TEXT, "metadata": {"nbgrader": {
+                              "solution": False, "grade": True, "locked": True, "points": points[name],
+                              "grade_id": f"test_{name}", "schema_version": 3}}})
+    nb["cells"] = cells
+    return nb
 
 
 def strip_notebook(nb: dict) -> dict:
@@ -103,8 +131,10 @@ def release(out: Path) -> list[Path]:
     for source in sorted((ROOT / "results").glob("*")):
         if source.is_file() and source.suffix in (".json", ".txt"):
             _copy(source, out / "results" / source.name)
+    from .grading import POINTS
+
     for source in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        nb = strip_notebook(json.loads(source.read_text(encoding="utf-8")))
+        nb = mark_for_grading(strip_notebook(json.loads(source.read_text(encoding="utf-8"))), POINTS)
         (out / "notebooks").mkdir(exist_ok=True)
         (out / "notebooks" / source.name).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n",
                                                      encoding="utf-8")

@@ -1,4 +1,5 @@
-"""The grader (course/grading.py, ``python -m course grade``): the answer key scores full marks,
+"""The grader (course/grading.py, ``python -m course grade``, nbgrader's autograde with hidden tests
+that call ``grade_function``): the answer key scores full marks,
 the stubs 0; every listed mistake loses its exercise's points on the visible or hidden cases; an
 answer that calls the library's own op, or builds an L x L array in an O(L·D) exercise, or runs
 past the time limit scores 0; and a folder of submitted notebooks becomes one CSV row per student."""
@@ -142,7 +143,7 @@ def submitted(nb, answers):
 
 @pytest.mark.notebooks
 def test_the_command_grades_a_folder_into_one_row_per_student(tmp_path):
-    pytest.importorskip("nbclient")
+    pytest.importorskip("nbgrader")
     edition = tmp_path / "edition"
     subprocess.run([sys.executable, "-m", "course", "release", str(edition)], cwd=ROOT, check=True)
     stubbed = json.loads((edition / "notebooks" / "01_autograd.ipynb").read_text())
