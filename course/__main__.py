@@ -1,5 +1,6 @@
 """``python -m course release OUT`` (the student edition, :mod:`course.release`) and
-``python -m course grade SUBMISSIONS --out grades.csv`` (:mod:`course.grading`)."""
+``python -m course grade SUBMISSIONS --out grades.csv`` (:mod:`course.grading`) and
+``python -m course site OUT`` (:mod:`course.site`)."""
 import argparse
 import sys
 from pathlib import Path
@@ -15,7 +16,16 @@ def main(argv=None) -> int:
     grade = commands.add_parser("grade", help="grade SUBMISSIONS/<student>/<notebook>.ipynb into a CSV")
     grade.add_argument("submissions", type=Path, metavar="SUBMISSIONS", help="one folder per student")
     grade.add_argument("--out", type=Path, default=Path("grades.csv"), help="the CSV to write")
+    site = commands.add_parser("site", help="render the notebooks (quick sizes) and the syllabus to OUT")
+    site.add_argument("out", type=Path, metavar="OUT")
+    site.add_argument("--only", nargs="+", default=None, help="notebook names (without .ipynb)")
     args = parser.parse_args(argv)
+    if args.command == "site":
+        from .site import build
+
+        written = build(args.out, args.only)
+        print(f"course site: {len(written)} pages in {args.out} (open {args.out / 'index.html'})")
+        return 0
     if args.command == "grade":
         if not args.submissions.is_dir():
             print(f"error: {args.submissions} is not a folder: give SUBMISSIONS/<student>/<notebook>.ipynb",
