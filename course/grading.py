@@ -10,7 +10,7 @@ An exercise scores its rubric points (:data:`POINTS`) when its answer passes, in
 3. the **hidden cases**: the same checks drawn with other seeds (:class:`course.checking.Seeds`),
    so other data, masks and decays, which the student has not seen, and for the exercises whose
    visible cases are fixed (masks, ranks, metrics, the chunk matrix) other lengths, padded ids,
-   tied scores, rank lists and decays (:func:`_extra_cases`);
+   tied scores, rank lists and decays, and float32 inputs for three exercises (:func:`_extra_cases`);
 4. for the O(L·D) exercises (:data:`LINEAR`), one long case, L = 4096, D = 4: the values must
    match the library's linear-time op, and the peak memory of the call (``tracemalloc``, which
    NumPy reports its buffers to) must stay under 64 L·D floats, where one L × L float64 array
@@ -134,12 +134,33 @@ def _extra_cases(name, rng) -> list:
     if name == "chunk_decay_matrix":
         a = rng.uniform(0, 1, 5)
         return [("hidden a (5,), C = 7", (a, 7), exercises.decay_matrix(a, 7))]
+    if name in FLOAT32:
+        shapes, extra, expected_fn = FLOAT32[name]
+        arrays = tuple(rng.standard_normal(shape).astype(np.float32) if isinstance(shape, tuple) else
+                       rng.uniform(0.2, 0.9, shape).astype(np.float32) for shape in shapes)
+        expected = expected_fn(*(np.asarray(a, dtype=np.float64) for a in arrays))
+        return [("hidden float32 inputs", arrays + extra, expected)]
     return []
+
+
+# exercise -> (float32 argument shapes, an int D for a decay vector; further arguments; the expected
+# output, computed in float64 from the same float32 values)
+FLOAT32 = {
+    "hydra_causal_forward": ([(2, 7, 3)] * 3, (), lambda q, k, v: F.hydra_attention(q, k, v, causal=True).data),
+    "decayed_prefix_sum": ([(3, 6, 4), 4], (), lambda x, a: scan.prefix_sum(x, decay=a)),
+    "softmax_attention": ([(2, 5, 3)] * 3, (None,), lambda q, k, v: F.softmax_attention(q, k, v).data),
+}
+FLOAT32_RTOL = 1e-4  # float32 arithmetic: agreement to a few ulps of float32, not of float64
 
 
 def _run_extra(name, fn) -> int:
     cases = _extra_cases(name, np.random.default_rng(HIDDEN_OFFSET))
     for label, args, expected in cases:
+        if label == "hidden float32 inputs":
+            got = np.asarray(call(label, fn, *args), dtype=np.float64)
+            if got.shape != expected.shape or not np.allclose(got, expected, rtol=FLOAT32_RTOL, atol=1e-5):
+                raise Failed(f"case {label!r}: the answer does not hold in float32 (rtol {FLOAT32_RTOL:g})")
+            continue
         expect(label, expected, call(label, fn, *args), "out")
     return len(cases)
 

@@ -51,6 +51,9 @@ shapes (and inputs, when small), the expected and the actual value at the first 
 entry, and a hint when your answer matches a known mistake.
 
 Set `TINYHYDRA_QUICK=1` for the small sizes (every notebook then runs in seconds).
+
+Hand the notebooks back as they are named here. Keep each exercise's function name, and leave the
+cell after each exercise as it is: the teacher's grader runs its own tests there.
 """
 
 

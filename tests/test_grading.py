@@ -162,3 +162,25 @@ def test_the_command_grades_a_folder_into_one_row_per_student(tmp_path):
     feedback = json.loads(out.with_suffix(".feedback.json").read_text())
     assert feedback["ada"]["causal_mask"] == "02_softmax_attention.ipynb missing"
     assert "NotImplementedError" in feedback["bob"]["tanh_backward"]
+
+
+def decayed_prefix_sum_float64_only(x, a):
+    """Right for float64 inputs; reads any other input's bytes as if they were float64."""
+    x = np.frombuffer(np.ascontiguousarray(x).tobytes(), dtype=np.float64)[: x.size].reshape(x.shape) \
+        if x.dtype.itemsize == 8 else np.zeros(x.shape)
+    return scan_free_prefix(x, a)
+
+
+def scan_free_prefix(x, a):
+    y, state = np.empty_like(x), np.zeros(x.shape[:-2] + x.shape[-1:])
+    for i in range(x.shape[-2]):
+        state = a * state + x[..., i, :]
+        y[..., i, :] = state
+    return y
+
+
+def test_a_hidden_float32_case_needs_the_answer_to_hold_in_float32():
+    assert exercises.run("decayed_prefix_sum", decayed_prefix_sum_float64_only) > 0  # every visible case
+    points, why = grading.grade_function("decayed_prefix_sum", decayed_prefix_sum_float64_only)
+    assert points == 0 and why == "hidden case: case 'hidden float32 inputs': the answer does not hold in float32 " \
+                                  "(rtol 0.0001)", why
