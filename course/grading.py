@@ -326,7 +326,9 @@ def source_notebook(path: Path) -> dict:
 
 def _nbgrader(root: Path, *args) -> None:
     variables = dict(os.environ, PYTHONPATH=str(ROOT), TINYHYDRA_QUICK="1", TINYHYDRA_SOLUTIONS="0",
-                     MPLBACKEND="Agg", TINYHYDRA_RESULTS=str(ROOT / "results"))
+                     MPLBACKEND="Agg", TINYHYDRA_RESULTS=str(ROOT / "results"),
+                     # nbgrader runs the `alembic` command installed beside this Python
+                     PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, env=variables,
                           capture_output=True, text=True)
     if done.returncode != 0:
