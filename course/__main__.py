@@ -1,5 +1,5 @@
 """``python -m course release OUT`` (the student edition, :mod:`course.release`) and
-``python -m course grade SUBMISSIONS --out grades.csv`` (:mod:`course.grading`) and
+``python -m course grade SUBMISSIONS --out grades.csv`` (:mod:`course.autograde`) and
 ``python -m course site OUT`` (:mod:`course.site`)."""
 import argparse
 import sys
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
             print(f"error: {args.submissions} is not a folder: give SUBMISSIONS/<student>/<notebook>.ipynb",
                   file=sys.stderr)
             return 2
-        from .grading import grade_submissions
+        from .autograde import grade_submissions
 
         rows = grade_submissions(args.submissions, args.out)
         print(f"{len(rows)} students graded -> {args.out} (reasons in {args.out.with_suffix('.feedback.json')})")

@@ -1,5 +1,5 @@
-"""The grader (course/grading.py, ``python -m course grade``, nbgrader's autograde with hidden tests
-that call ``grade_function``): the answer key scores full marks,
+"""The grader (course/grading.py; ``python -m course grade``, course/autograde.py: nbgrader's autograde
+with hidden tests that call ``grade_function``): the answer key scores full marks,
 the stubs 0; every listed mistake loses its exercise's points on the visible or hidden cases; an
 answer that calls the library's own op, or builds an L x L array in an O(L·D) exercise, or runs
 past the time limit scores 0; and a folder of submitted notebooks becomes one CSV row per student."""

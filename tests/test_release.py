@@ -54,7 +54,8 @@ def test_the_edition_holds_the_library_checks_and_notebooks_only(edition):
             "course/checking.py", "course/mistakes.py",
             "tinyhydra/__init__.py", "notebooks/preamble.py", "pyproject.toml", "README.md"} <= files
     assert not [name for name in files if name.startswith("course/solutions") or name in (
-        "course/release.py", "course/__main__.py", "course/README.md", "course/grading.py")]
+        "course/release.py", "course/__main__.py", "course/README.md", "course/grading.py", "course/autograde.py",
+        "course/site.py", "course/browser.py")]
 
 
 def test_no_line_of_an_answer_appears_anywhere(edition):
@@ -75,6 +76,19 @@ def test_the_notebooks_keep_their_stubs_and_checks(edition):
                        if cell["cell_type"] == "code")
         assert "from course import check" in code and code.count("check(\"") >= 2, path.name
         assert "raise NotImplementedError" in code, path.name
+
+
+def test_every_exercise_is_marked_for_nbgrader_with_its_points(edition):
+    from course.grading import POINTS
+
+    marked = {}
+    for path in sorted((edition / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            meta = cell["metadata"].get("nbgrader")
+            if meta and meta["grade"]:
+                assert meta["locked"] and "".join(cell["source"]) == release.GRADE_CELL_TEXT
+                marked[meta["grade_id"].removeprefix("test_")] = meta["points"]
+    assert marked == POINTS
 
 
 def test_a_mention_that_slips_through_stops_the_release(tmp_path, monkeypatch):
