@@ -1,16 +1,12 @@
-"""The notebooks' exercise checker (tinyhydra.exercises): every answer key passes, and every
+"""The notebooks' exercise checker (course.exercises): every answer key passes, and every
 check fails on the untouched stub and on plausible wrong answers (a check that cannot fail
-checks nothing)."""
-import sys
-from pathlib import Path
-
+checks nothing). Every known mistake of course.mistakes is caught with its hint, far enough
+from the right answer that the failure cannot read like rounding."""
 import numpy as np
 import pytest
 
-from tinyhydra import exercises
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "notebooks"))
-import solutions  # noqa: E402  (notebooks/solutions: the answer key, one module per notebook)
+from course import exercises, mistakes, solutions  # course/solutions: the answer key, one module per notebook
+from course.checking import Failed
 
 ANSWERS = {name: fn for module in solutions.NOTEBOOK_MODULES for name, fn in solutions.answers(module).items()}
 
@@ -23,7 +19,7 @@ def _reversed_cumsum(x):
     return np.flip(np.cumsum(np.flip(x, axis=-2), axis=-2), axis=-2)
 
 
-# one plausible mistake per entry: each must be caught
+# more plausible mistakes, beside the catalogue of course.mistakes: each must be caught
 WRONG = {
     "tanh_backward": [lambda y, g: g * (1 - y)],
     "softmax_backward": [lambda y, g: g - (g * y).sum(-1, keepdims=True)],  # forgot the factor y
@@ -69,7 +65,58 @@ def stub(*args):
 def test_every_exercise_has_one_answer_and_a_wrong_answer_table():
     names = [name for module in solutions.NOTEBOOK_MODULES for name in solutions.answers(module)]
     assert len(names) == len(set(names)), "two notebooks' solutions share a name"
-    assert set(names) == set(exercises.EXERCISES) == set(WRONG)
+    assert set(names) == set(exercises.EXERCISES) == set(WRONG) == set(mistakes.MISTAKES)
+    assert all(len(known) >= 2 for known in mistakes.MISTAKES.values())
+
+
+KNOWN = [(name, index) for name, known in sorted(mistakes.MISTAKES.items()) for index in range(len(known))]
+
+
+def relative_gap(failure):
+    """|got - expected| / |expected| at the first differing entry of the failure (inf for NaN)."""
+    expected, got = float(failure.expected), float(failure.got)
+    if not np.isfinite(got):
+        return np.inf
+    return abs(got - expected) / abs(expected) if expected else np.inf * abs(got)
+
+
+@pytest.mark.parametrize("name, index", KNOWN)
+def test_a_known_mistake_fails_with_its_hint(name, index, capsys):
+    mistake, advice, wrong = mistakes.MISTAKES[name][index]
+    with np.errstate(all="ignore"):
+        assert exercises.check(name, wrong) is False
+    line = capsys.readouterr().out
+    assert line.startswith(f"FAIL {name}: case '") and line.count("\n") == 1
+    assert line.rstrip().endswith(f"hint: this looks like {mistake}: {advice}"), line
+
+
+@pytest.mark.parametrize("name, index", KNOWN)
+def test_a_known_mistake_is_at_least_5_percent_off_where_it_first_fails(name, index):
+    """The visible data keeps every listed mistake clearly wrong: no entry near 0, distinct decays."""
+    with np.errstate(all="ignore"):
+        failure = exercises.run(name, mistakes.MISTAKES[name][index][2])
+    assert isinstance(failure, Failed) and failure.expected is not None, failure
+    assert relative_gap(failure) >= 0.05, str(failure)
+
+
+def test_a_failure_names_the_case_its_shapes_and_small_inputs(capsys):
+    exercises.check("hydra_causal_backward", mistakes.MISTAKES["hydra_causal_backward"][0][2])
+    line = capsys.readouterr().out
+    assert line.startswith("FAIL hydra_causal_backward: case 'L = 3, D = 2' "
+                           "(qh (3, 2), kh (3, 2), v (3, 2), g (3, 2)): d_k_hat[0, 0] expected ")
+    assert "; inputs qh = [[" in line and "hint: this looks like the sum not reversed" in line
+
+
+def test_large_inputs_are_not_printed(capsys):
+    exercises.check("decayed_prefix_sum", lambda x, a: np.cumsum(x, axis=-2) * 2)
+    line = capsys.readouterr().out
+    assert "(x (5, 3), a (3,))" in line and "inputs" not in line and "hint" not in line
+
+
+def test_visible_bidirectional_data_has_no_near_zero_entry_and_distinct_sides():
+    for label, u, (a0, a1) in exercises._decay_cases(np.random.default_rng(7), bidirectional=True):
+        assert np.abs(u).min() >= 0.5, label
+        assert label in ("a = 1", "a = 0") or np.all(a1 - a0 >= 0.1), label
 
 
 @pytest.mark.parametrize("name", sorted(exercises.EXERCISES))
@@ -98,7 +145,8 @@ def test_a_plausible_mistake_fails(name, index, capsys):
 def test_a_failure_names_the_entry_with_expected_and_actual(capsys):
     exercises.check("hydra_causal_forward", WRONG["hydra_causal_forward"][1])
     out = capsys.readouterr().out
-    assert out.startswith("FAIL hydra_causal_forward: case 'a zero query row': out[0, 1, 0] expected 0, got nan")
+    assert out.startswith("FAIL hydra_causal_forward: case 'a zero query row' (q (2, 4, 3), k (2, 4, 3), v (2, 4, 3)): "
+                          "out[0, 1, 0] expected 0, got nan")
 
 
 def test_a_wrong_shape_is_reported():

@@ -21,7 +21,6 @@ OVER_BUDGET = {
     "tensor.py": (525, "Tensor, Function, the backward loop and the versions of saved arrays: "
                        "the engine in one file, as micrograd's engine.py"),
     "ops.py": (450, "every primitive Function, one short class each, read as one table"),
-    "exercises.py": (370, "one short check per exercise of the six notebooks, read as one table"),
     "models.py": (400, "the two encoders and the paper's four attention variants of them"),
 }
 

@@ -1,4 +1,4 @@
-"""The answer key of the notebooks' exercises: one module per notebook (nb01 ... nb05).
+"""The answer key of the notebooks' exercises: one module per notebook (nb01 ... nb06).
 
 A notebook's exercise cell ends with ``fn = solutions.use(fn)``: with the environment
 variable ``TINYHYDRA_SOLUTIONS=1`` that swaps the student's stub for the answer of the
@@ -25,5 +25,5 @@ def use(stub):
         solved = answers(module)
         if stub.__name__ in solved:
             return solved[stub.__name__]
-    raise KeyError(f"no solution named {stub.__name__!r} in notebooks/solutions; "
+    raise KeyError(f"no solution named {stub.__name__!r} in course/solutions; "
                    "name the stub as the exercise it answers")
