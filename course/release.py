@@ -3,9 +3,9 @@
 OUT receives what a student needs to work through the six notebooks, and nothing of the
 answer key:
 
-* the library (``tinyhydra/``, ``pyproject.toml``, ``LICENSE``) and the scripts the notebooks
-  import (``benchmarks/common.py``, ``examples/train.py``, ``examples/train_ml1m.py``,
-  ``scripts/grid_table.py``), with the measured ``results/`` that notebooks 05 and 06 read;
+* the library (``tinyhydra/``, ``pyproject.toml``, ``LICENSE``), the scripts the notebooks
+  import (found in the notebooks: every ``import_script(folder, name)``) and
+  ``examples/train_ml1m.py``, with the measured ``results/`` that notebooks 03, 05 and 06 read;
 * the visible checks (``course/`` without ``solutions/``, this tooling or the teacher's guide);
 * the notebooks with their stubs, stripped of every line that imports or swaps in the answer
   key (``from course import solutions``, ``fn = solutions.use(fn)``) and of the sentences that
@@ -24,7 +24,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE_FILES = ("__init__.py", "checking.py", "checks_01_03.py", "checks_04_06.py", "exercises.py", "mistakes.py")
-SCRIPTS = ("benchmarks/common.py", "examples/train.py", "examples/train_ml1m.py", "scripts/grid_table.py")
+# import_script("folder", "name") in a notebook's JSON (its quotes escaped there)
+_IMPORTED_SCRIPT = re.compile(r'import_script\(\\?"(\w+)\\?", \\?"(\w+)\\?"\)')
+
+
+def notebook_scripts() -> tuple[str, ...]:
+    """The scripts the notebooks load with ``import_script(folder, name)``, read from the notebooks."""
+    found = set()
+    for notebook in (ROOT / "notebooks").glob("*.ipynb"):
+        found |= {f"{folder}/{name}.py" for folder, name in _IMPORTED_SCRIPT.findall(notebook.read_text())}
+    return tuple(sorted(found))
+
+
+SCRIPTS = (*notebook_scripts(), "examples/train_ml1m.py")
 TOP_FILES = ("pyproject.toml", "LICENSE", "notebooks/preamble.py")
 FORBIDDEN = re.compile(r"solutions|TINYHYDRA_SOLUTIONS|answer key", re.IGNORECASE)
 
