@@ -282,3 +282,18 @@ def test_hydra_heads_quick_times_every_head_count(tmp_path):
     assert [row["num_heads"] for row in results["rows"]] == [1, 2, 5, 10]
     assert all(positive_finite(ms) for row in results["rows"] for ms in row["ms"].values())
     assert "H = 10 global is Hydra" in (tmp_path / "hydra_heads_cpu.txt").read_text()
+
+
+def test_allocator_compares_both_settings_in_separate_processes(tmp_path):
+    """benchmarks/allocator.py: one training process per model, setting and repeat, each with
+    its CPU time, page faults and peak RSS."""
+    from tinyhydra import data
+    allocator = load_benchmark("allocator")
+    path = tmp_path / "walks.txt"
+    data.write_sasrec_txt(data.synthetic_interactions(200, 300, 20, 60, seed=0), path)
+    runs = allocator.main(["--data", str(path), "--steps", "3", "--repeats", "1", "--models", "sasrec",
+                           "--out", str(tmp_path)])
+    kept, given_back = runs["sasrec"]["kept"][0], runs["sasrec"]["given back"][0]
+    for run in (kept, given_back):
+        assert run["cpu_seconds"] > 0 and run["minor_faults"] > 0 and run["peak_rss_gib"] > 0
+    assert json.loads((tmp_path / "allocator.json").read_text())["runs"]["sasrec"]["kept"][0] == kept
