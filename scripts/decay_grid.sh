@@ -53,6 +53,10 @@ declare -A rows=(
 # H heads of D/H features each; H = 1 softmax is sasrec-e30, H = 50 cosine is hydrarec-uni-e30
 for h in 2 5 10 25 50; do rows[sasrec-e30-h$h]="causal --model sasrec --epochs 30 --heads $h"; done
 for h in 1 2 5 10 25; do rows[hydrarec-uni-e30-h$h]="causal --model hydrarec-uni --epochs 30 --heads $h"; done
+# the same with the cosine map normalised per head, the usual multi-head way (at H = 1 the two are one)
+for h in 2 5 10 25; do
+  rows[hydrarec-uni-e30-h$h-perhead]="causal --model hydrarec-uni --epochs 30 --heads $h --head-norm per_head"
+done
 # short against long sequences: 30 epochs, L in {50, 100, 200, 400, 800} (L = 200 is the e30 row)
 for len in 50 100 400 800; do
   rows[sasrec-len$len]="causal --model sasrec --max-len $len --epochs 30"

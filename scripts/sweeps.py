@@ -25,16 +25,23 @@ ROOT = Path(__file__).resolve().parents[1]
 DIM = 50
 HEADS = (1, 2, 5, 10, 25, 50)
 LENGTHS = (50, 100, 200, 400, 800)
-KERNELS = {"softmax": "sasrec", "cosine": "hydrarec-uni"}  # kernel -> model of its rows
+KERNELS = ("softmax", "cosine", "cosine per-head norm")
 LENGTH_MODELS = ("sasrec", "hydrarec-uni", "hydrarec-uni-decay")
 BENCHMARK_KIND = {"sasrec": "softmax", "hydrarec-uni": "hydra", "hydrarec-uni-decay": "decayed-hydra"}
 METRIC = "full/NDCG@10"
 
 
-def head_row(kernel: str, heads: int) -> str:
-    model = KERNELS[kernel]
-    default = 1 if kernel == "softmax" else DIM  # the model's own head count: the plain e30 row
-    return f"{model}-e30" if heads == default else f"{model}-e30-h{heads}"
+def head_row(kernel: str, heads: int) -> str | None:
+    """The grid row of ``kernel`` with ``heads`` heads; None where there is none (per-head
+    normalisation at H = D is sign(x), refused). A model's own head count is its plain e30 row;
+    per-head and global normalisation are one at H = 1."""
+    if kernel == "softmax":
+        return "sasrec-e30" if heads == 1 else f"sasrec-e30-h{heads}"
+    if heads == DIM:
+        return "hydrarec-uni-e30" if kernel == "cosine" else None
+    if heads == 1 or kernel == "cosine":
+        return f"hydrarec-uni-e30-h{heads}"
+    return f"hydrarec-uni-e30-h{heads}-perhead"
 
 
 def length_row(model: str, length: int) -> str:
@@ -57,6 +64,8 @@ def heads_table(results: Path) -> tuple[list[str], dict]:
     for heads in HEADS:
         for kernel in KERNELS:
             row = head_row(kernel, heads)
+            if row is None:
+                continue
             m = load(results, row)
             if m is None:
                 missing.append(row)
@@ -66,7 +75,7 @@ def heads_table(results: Path) -> tuple[list[str], dict]:
                          f"{m['test']['full/HR@10']:.4f} | {m['seconds_per_epoch']:.1f} | "
                          f"[{row}](../results/decay-grid-{row}.json) |")
     if missing:
-        lines += ["", "Not trained yet: " + ", ".join(missing) + "."]
+        lines += ["", "Not trained yet: " + ", ".join(dict.fromkeys(missing)) + "."]
     return lines, quality_and_time(points)
 
 
@@ -108,7 +117,7 @@ def lengths_table(results: Path) -> tuple[list[str], dict]:
     lines += slope_line("s/epoch", {model: [(p[0], p[2]) for p in pts] for model, pts in points.items()})
     lines += slope_line("s/step", steps) + slope_line("peak memory", memory)
     if missing:
-        lines += ["", "Not trained yet: " + ", ".join(missing) + "."]
+        lines += ["", "Not trained yet: " + ", ".join(dict.fromkeys(missing)) + "."]
     return lines, quality_and_time(points) + [("s/step (benchmark, CPU clock)", steps),
                                               ("peak memory of a step (GiB)", memory)]
 

@@ -511,3 +511,18 @@ def test_readme_holds_every_finished_headline_row_and_its_verdicts(dataset):
         variant, base = verdict.split(": ")[1].split(" vs ")
         ours, theirs = verdict.split("full NDCG@10 ")[1].split(" (")[0].split(" vs ")
         assert f"| {ours} |" in rows[names[variant]] and f"| {theirs} |" in rows[names[base]], verdict
+
+
+@pytest.mark.parametrize("model", ["hydrarec-uni", "hydrarec-bi"])
+def test_head_norm_per_head_reaches_the_attention_and_changes_the_run(script, dataset, tmp_path, model):
+    """--head-norm per_head: the layers normalise each head's features on their own, so the
+    run differs from the global normalisation's from its first step."""
+    losses = {}
+    for norm in ("global", "per_head"):
+        out = tmp_path / norm
+        result = script.main(small_run(dataset, out, "--model", model, "--epochs", "1", "--heads", "4",
+                                       "--head-norm", norm))
+        losses[norm] = result["history"][0]["loss"]
+        model_, _ = script.build(script.validate(script.Config(**result["config"])), 300)
+        assert {layer.normalize for layer in model_.modules() if hasattr(layer, "normalize")} == {norm}
+    assert losses["global"] != losses["per_head"]

@@ -48,6 +48,9 @@ class Config:
                          "(SASRec 1, BERT4Rec 2, Hydra one per feature)")
     dropout: float = flag(-1.0, "dropout probability in [0, 1); < 0 = the model's default "
                                 "(SASRec 0.2, BERT4Rec 0.1)")
+    head_norm: str = flag("global", "hydrarec-uni/-bi with --heads H: where the cosine feature "
+                                    "map normalises, over all features (global, as Hydra) or per head",
+                          choices=("global", "per_head"))
     conv: int = flag(0, "> 0: a depthwise convolution of this width (e.g. 4) before each "
                         "attention's Q/K/V projections; causal for causal models")
     fixed_decay: bool = flag(False, "*-decay models: keep the initial half-lives (1 .. max_len) "
@@ -114,6 +117,7 @@ def model_kwargs(config: Config) -> dict:
         "dropout": ("--dropout", config.dropout if config.dropout >= 0 else None),
         "mask_prob": ("--mask-prob", config.mask_prob if config.model in BIDIRECTIONAL else None),
         "conv": ("--conv", config.conv or None),
+        "head_norm": ("--head-norm", config.head_norm if config.head_norm != "global" else None),
         "learn_decay": ("--fixed-decay", False if config.fixed_decay else None),
     }
     kwargs = {"max_len": config.max_len, "num_layers": config.layers}
@@ -166,6 +170,10 @@ def validate(config: Config) -> Config:
     dim = config.dim or model_default(config.model, "dim")
     heads = config.heads or model_default(config.model, "num_heads") or dim  # None: H = D
     _require(dim % heads == 0, "heads", heads, f"must divide the dim {dim}")
+    _require(config.head_norm in ("global", "per_head"), "head_norm", config.head_norm, "must be global or per_head")
+    _require(config.head_norm == "global" or heads < dim, "head_norm", config.head_norm,
+             f"needs --heads below the dim {dim}: with one feature per head it is sign(x), which passes "
+             "no gradient to the queries and keys")
     model_kwargs(config)  # a set flag that the model does not take is refused here
     if config.resume and config.overwrite:
         raise UsageError("--resume continues the run in --out and --overwrite starts it over: "

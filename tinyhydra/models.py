@@ -305,25 +305,36 @@ class BERT4Rec(SequentialRecommender):
 class HydraRecUni(SASRec):
     """HydraRecUni, the HydraRec paper's unidirectional model: SASRec whose attention is
     Hydra (``F.hydra_attention``, causal; one head per feature). ``num_heads`` H dividing
-    dim: multi-head cosine linear attention with heads of dim/H features instead."""
+    dim: multi-head cosine linear attention with heads of dim/H features instead;
+    ``head_norm`` where its feature map normalises ("global" over all features, as Hydra,
+    or "per_head")."""
 
     attention_kind = "hydra"
 
     def __init__(self, num_items: int, max_len: int = 200, dim: int = 50, num_layers: int = 2,
-                 dropout: float = 0.2, conv: int = 0, num_heads: int | None = None):
+                 dropout: float = 0.2, conv: int = 0, num_heads: int | None = None,
+                 head_norm: str = "global"):
+        self.head_norm = head_norm  # read by attention_options() while the blocks are built
         super().__init__(num_items, max_len, dim, num_layers, num_heads, dropout, conv)
+
+    def attention_options(self) -> dict:
+        return {"normalize": self.head_norm}
 
 
 class HydraRecBi(BERT4Rec):
     """HydraRecBi, the HydraRec paper's bidirectional model: BERT4Rec whose attention is
-    Hydra (``F.hydra_attention``; one head per feature). ``num_heads`` as HydraRecUni's."""
+    Hydra (``F.hydra_attention``; one head per feature). ``num_heads`` and ``head_norm`` as
+    HydraRecUni's."""
 
     attention_kind = "hydra"
 
     def __init__(self, num_items: int, max_len: int = 200, dim: int = 64, num_layers: int = 2,
                  dropout: float = 0.1, mask_prob: float = 0.2, conv: int = 0,
-                 num_heads: int | None = None):
+                 num_heads: int | None = None, head_norm: str = "global"):
+        self.head_norm = head_norm
         super().__init__(num_items, max_len, dim, num_layers, num_heads, dropout, mask_prob, conv)
+
+    attention_options = HydraRecUni.attention_options
 
 
 class DecayedHydraRecUni(SASRec):
