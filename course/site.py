@@ -14,9 +14,8 @@ more, and it leaves the notebooks as they are (no book configuration, no page fr
 """
 from __future__ import annotations
 
-import contextlib
 import html
-import os
+import importlib.util
 import re
 import shutil
 import tempfile
@@ -59,19 +58,13 @@ MATHJAX_CONFIG = ("<script type='text/x-mathjax-config'>MathJax.Hub.Config({tex2
                   "{inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], processEscapes: true}});</script>")
 
 
-@contextlib.contextmanager
-def _environment(variables):
-    """os.environ with ``variables`` set (the kernel inherits it), restored afterwards."""
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def _render_notebooks():
+    """scripts/render_notebooks.py as a module (a script, not a package): its ``environment``
+    serves the site's rendering too."""
+    spec = importlib.util.spec_from_file_location("render_notebooks", ROOT / "scripts" / "render_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _page(title: str, body: str) -> str:
@@ -116,7 +109,7 @@ def _execute(edition: Path, stem: str):
     nb = nbformat.read(edition / "notebooks" / f"{stem}.ipynb", as_version=4)
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(edition / "notebooks")}})
-    with _environment(dict(TINYHYDRA_QUICK="1", PYTHONPATH=str(edition),
-                           MPLBACKEND="module://matplotlib_inline.backend_inline")):
+    with _render_notebooks().environment(TINYHYDRA_QUICK="1", PYTHONPATH=str(edition),
+                                         MPLBACKEND="module://matplotlib_inline.backend_inline"):
         client.execute()
     return nb
