@@ -170,14 +170,14 @@ def main(argv=None) -> dict:
     """Checks everything (flags, run folder, checkpoint, data), then trains; a mistake ends
     with one line on stderr and exit status 2 (flags) or 1 (files)."""
     with cli.one_line_errors():
-        config, saved, split = prepare(sys.argv[1:] if argv is None else argv)
+        config, saved, split, data_sha256 = prepare(sys.argv[1:] if argv is None else argv)
         with stop_signals_save_checkpoints():
-            return train(config, split, saved)
+            return train(config, split, saved, data_sha256)
 
 
-def prepare(argv) -> tuple[Config, dict | None, data.Split]:
-    """(config, checkpoint tree or None, split), once every check has passed; nothing is
-    written before that."""
+def prepare(argv) -> tuple[Config, dict | None, data.Split, str]:
+    """(config, checkpoint tree or None, split, sha256 of the data file), once every check
+    has passed; nothing is written before that."""
     config, given = parse_args(argv)
     runs.check_run_folder(config)
     saved = None
@@ -189,11 +189,12 @@ def prepare(argv) -> tuple[Config, dict | None, data.Split]:
             backend.require_cupy()
         except BackendError as error:
             raise BackendError(f"--device gpu: {error}") from None
-    return config, saved, load_split(config)
+    return config, saved, *load_split(config)
 
 
-def load_split(config: Config) -> data.Split:
-    """The leave-one-out split of --data (downloaded without it), checked against the flags."""
+def load_split(config: Config) -> tuple[data.Split, str]:
+    """The leave-one-out split of --data (downloaded without it), checked against the flags,
+    and the sha256 of the file it was read from (for metrics.json)."""
     path = data_path(config)
     split = data.leave_one_out(data.load_dataset(path, config.data_format))
     evaluated = np.flatnonzero(split.test_target)
@@ -211,7 +212,7 @@ def load_split(config: Config) -> data.Split:
                 f"--eval {config.eval}: the sampled protocol ranks each target among "
                 f"{SAMPLED_EVAL_NEGATIVES} items the user never interacted with, but in {path} "
                 f"({split.num_items} items) a user has only {fewest}; use --eval full")
-    return split
+    return split, data.file_digest(path, "sha256")
 
 
 def data_path(config: Config) -> str:
@@ -224,9 +225,9 @@ def wall_clock() -> float:
     return time.monotonic()
 
 
-def train(config: Config, split: data.Split, saved: dict | None = None) -> dict:
+def train(config: Config, split: data.Split, saved: dict | None = None, data_sha256: str = "") -> dict:
     """Trains (continuing from the checkpoint tree ``saved`` if given), evaluates, writes
-    metrics.json and returns its contents."""
+    metrics.json (with ``data_sha256``, the file's, from :func:`load_split`) and returns its contents."""
     started = wall_clock()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -306,7 +307,7 @@ def train(config: Config, split: data.Split, saved: dict | None = None) -> dict:
     result = {
         "model": config.model,
         "dataset": config.dataset or Path(config.data).name,
-        "data_sha256": data.file_digest(data_path(config), "sha256"),
+        "data_sha256": data_sha256,
         "config": dataclasses.asdict(config),
         "device": config.device,
         "machine": describe_machine(config.device),
