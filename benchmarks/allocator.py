@@ -1,4 +1,4 @@
-"""Freed memory kept for reuse (tinyhydra/memory.py) against glibc's defaults, as a user
+"""Freed memory kept for reuse (tinyhydra/engine/memory.py) against glibc's defaults, as a user
 gets them: the training script in separate processes, the two settings interleaved.
 
     python benchmarks/allocator.py --data ml-1m.txt.gz --steps 25 --repeats 2 --out results/allocator

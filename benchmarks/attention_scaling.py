@@ -61,11 +61,11 @@ from pathlib import Path
 import common  # benchmarks/common.py: this script's folder is on sys.path
 import numpy as np
 
-from tinyhydra import backend
 from tinyhydra import functional as F
-from tinyhydra.linear_attention import LINEAR_ATTENTION_CHUNK
-from tinyhydra.masking import causal_mask
-from tinyhydra.tensor import Tensor
+from tinyhydra.attention.linear_attention import LINEAR_ATTENTION_CHUNK
+from tinyhydra.attention.masking import causal_mask
+from tinyhydra.engine import backend
+from tinyhydra.engine.tensor import Tensor
 
 KINDS = ("softmax", "hydra", "decayed", "linear")
 LINEAR_KINDS = KINDS[1:]  # the kinds whose cost should grow as L, compared with softmax

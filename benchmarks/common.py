@@ -31,7 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyhydra import backend, cli
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))  # the training app, examples/trainer
+
+from tinyhydra.engine import backend
+from trainer import cli
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -45,7 +48,7 @@ GIB = 1024.0 ** 3
 # ------------------------------------------------------------------------ config
 def parse_config(config_class, argv=None, description: str = ""):
     """A ``config_class`` dataclass instance filled from ``--key value`` flags, by the
-    library's one parser (:func:`tinyhydra.cli.parse_config`): ``--max-gib 4`` sets
+    library's one parser (:func:`trainer.cli.parse_config`): ``--max-gib 4`` sets
     ``max_gib``, a bool field takes ``--flag`` / ``--no-flag``, a ``list[int]`` field several
     values (``--lengths 64 128 256``), ``metadata["help"]`` is the help text. A bad flag
     ends the script with one line on stderr and exit status 2."""

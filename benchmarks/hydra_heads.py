@@ -3,7 +3,7 @@
 ``F.hydra_attention(q, k, v, num_heads=H)`` at the ML-1M models' attention shape (B 128,
 L 200, D 50, float32, a key mask with 30% padding), for every H dividing 50. H = 50 = D is
 Hydra's elementwise form (O(L D)); H < D runs heads of D/H features through
-tinyhydra.scan.linear_product (O(L D^2 / H) bidirectional, chunks of 16 positions causal).
+tinyhydra.attention.scan.linear_product (O(L D^2 / H) bidirectional, chunks of 16 positions causal).
 Median of ``--repeats`` after one warm-up; a text table and a JSON record go to ``--out``.
 
     python benchmarks/hydra_heads.py --threads 1 --out results     # results/hydra_heads_cpu.txt
@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field
 
 import common  # benchmarks/common.py: this script's folder is on sys.path
 
-from tinyhydra import Tensor, backend
+from tinyhydra import Tensor
 from tinyhydra import functional as F
+from tinyhydra.engine import backend
 
 HEADS = [1, 2, 5, 10, 25, 50]
 FORMS = {"causal": (True, "global"), "bidirectional": (False, "global"),

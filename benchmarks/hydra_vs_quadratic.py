@@ -12,7 +12,7 @@ import numpy as np
 
 import tinyhydra as th
 from tinyhydra import functional as F
-from tinyhydra.reference import decayed_hydra_attention_reference, hydra_attention_reference
+from tinyhydra.attention.reference import decayed_hydra_attention_reference, hydra_attention_reference
 
 NUM_CASES = 200
 

@@ -3,7 +3,7 @@
 One forward AND backward of the attention op alone, causal, float32 q, k, v of shape
 (B, L, D) = (2, L, 64), a fixed random cotangent, ``--threads`` for both libraries. The
 PyTorch side computes the same maths (cosine feature map; torch.cumsum for plain Hydra;
-for the decayed form the two-level prefix sum of tinyhydra.scan, as PyTorch has no
+for the decayed form the two-level prefix sum of tinyhydra.attention.scan, as PyTorch has no
 decayed cumsum) and is differentiated by torch.autograd. Each of ``--repeats`` rounds
 runs the four once, one after the other, so drift in the machine's load hits all alike;
 each figure is the median over the rounds.
@@ -22,8 +22,8 @@ import common  # benchmarks/common.py: this script's folder is on sys.path
 import numpy as np
 
 from tinyhydra import functional as F
-from tinyhydra.scan import DIRECT
-from tinyhydra.tensor import Tensor
+from tinyhydra.attention.scan import DIRECT
+from tinyhydra.engine.tensor import Tensor
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Config:
 
 # ------------------------------------------------------------------ the PyTorch side
 def torch_prefix_sum(torch, x, decay):
-    """y_i = a y_{i-1} + x_i along dim -2, a (D,): tinyhydra.scan's two levels (a loop over
+    """y_i = a y_{i-1} + x_i along dim -2, a (D,): tinyhydra.attention.scan's two levels (a loop over
     the ~sqrt(L) positions of a chunk, then the states carried between chunks)."""
     length, dim = x.shape[-2:]
     chunk = length if length <= DIRECT else max(DIRECT, math.isqrt(length))

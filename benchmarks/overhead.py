@@ -14,7 +14,8 @@ import time
 import numpy as np
 
 import tinyhydra as th
-from tinyhydra import backend, optim
+from tinyhydra.engine import backend
+from tinyhydra.nn import optim  # adam_update too
 
 
 def engine_overhead(ops: int, repeats: int = 50) -> dict:

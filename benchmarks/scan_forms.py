@@ -1,4 +1,4 @@
-"""The two level-1 forms of tinyhydra.scan.prefix_sum, timed on one device.
+"""The two level-1 forms of tinyhydra.attention.scan.prefix_sum, timed on one device.
 
 ``method="loop"`` runs C - 1 vectorised recurrence steps inside every chunk (the fewest
 operations, NumPy's default); ``method="matmul"`` one product per chunk of 64 with the
@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 
 import common  # benchmarks/common.py: this script's folder is on sys.path
 
-from tinyhydra import backend
-from tinyhydra.scan import METHODS, prefix_sum
+from tinyhydra.attention.scan import METHODS, prefix_sum
+from tinyhydra.engine import backend
 
 SHAPES = [(128, 200, 50), (2, 4096, 64), (2, 16384, 64)]  # (B, L, D)
 

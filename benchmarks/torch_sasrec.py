@@ -11,7 +11,7 @@ import os
 
 
 def torch_model(cfg, kind: str, device: str):
-    """The same SASRec in PyTorch eager mode, layer for layer (see tinyhydra.models / nn).
+    """The same SASRec in PyTorch eager mode, layer for layer (see tinyhydra.rec.models / nn).
 
     Embedding E (V + 1, D) scaled by sqrt(D) + right-aligned learned positions,
     dropout, times the key mask; ``layers`` pre-LN blocks

@@ -72,7 +72,9 @@ import overhead  # benchmarks/overhead.py
 import torch_sasrec  # benchmarks/torch_sasrec.py: imports torch only when asked
 
 import tinyhydra as th
-from tinyhydra import backend, data, models
+from tinyhydra import models
+from tinyhydra.engine import backend
+from tinyhydra.rec import data
 
 
 @dataclass

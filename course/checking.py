@@ -6,8 +6,8 @@ import inspect
 
 import numpy as np
 
-from tinyhydra.gradcheck import gradcheck
-from tinyhydra.tensor import Function, Tensor
+from tinyhydra.engine.gradcheck import gradcheck
+from tinyhydra.engine.tensor import Function, Tensor
 
 ATOL, RTOL = 1e-10, 1e-7  # float64 throughout: a correct answer agrees to rounding error
 

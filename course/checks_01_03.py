@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinyhydra import functional as F
-from tinyhydra import reference
-from tinyhydra.tensor import Tensor
+from tinyhydra.attention import reference
+from tinyhydra.engine.tensor import Tensor
 
 from .checking import (
     Failed,

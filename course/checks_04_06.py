@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyhydra import metrics, reference
-from tinyhydra.tensor import Tensor
+from tinyhydra.attention import reference
+from tinyhydra.engine.tensor import Tensor
+from tinyhydra.rec import metrics
 
 from .checking import away_from_zero, call, case_rng, expect
 from .checks_01_03 import _tril

@@ -3,9 +3,9 @@ r"""Automatic checks for the notebooks' exercises: ``check("hydra_causal_forward
 A student fills in a function stub in a notebook and calls :func:`check`. The checker
 runs the function on several cases (shapes, masks, edge cases such as L = 1, fully
 masked rows or a zero query), compares it with the library's reference (the quadratic
-forms of :mod:`tinyhydra.reference`, the fused ops' autograd, :mod:`tinyhydra.metrics`)
+forms of :mod:`tinyhydra.attention.reference`, the fused ops' autograd, :mod:`tinyhydra.rec.metrics`)
 and, for a backward, wraps it in a :class:`~tinyhydra.Function` and runs
-:func:`tinyhydra.gradcheck` on it. It prints ONE line,
+:func:`tinyhydra.engine.gradcheck` on it. It prints ONE line,
 
     PASS hydra_causal_forward: 6 cases match hydra_attention_reference(causal=True)
     FAIL hydra_causal_forward: case 'a zero query row' (q (2, 4, 3), k (2, 4, 3), v (2, 4, 3)):

@@ -3,8 +3,8 @@ r"""Grading one exercise's answer: the rules and the hidden cases. Teacher's mat
 An exercise scores its rubric points (:data:`POINTS`) when its answer passes, in order:
 
 1. **no library call**: the answer, and every helper of the notebook it calls, reaches no object
-   of ``tinyhydra`` or ``course`` (``F.hydra_attention``, ``tinyhydra.scan``, the reference twins,
-   the checker's own loops). Notebook 06 suggests ``tinyhydra.scan``'s prefix sums for its two
+   of ``tinyhydra`` or ``course`` (``F.hydra_attention``, ``tinyhydra.attention.scan``, the reference twins,
+   the checker's own loops). Notebook 06 suggests ``tinyhydra.attention.scan``'s prefix sums for its two
    sequence exercises, so there they are allowed (:data:`ALLOWED`);
 2. the visible cases of :func:`course.exercises.run`;
 3. the **hidden cases**: the same checks drawn with other seeds (:class:`course.checking.Seeds`),
@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from tinyhydra import functional as F
-from tinyhydra import masking, metrics, scan
+from tinyhydra.attention import masking, scan
+from tinyhydra.rec import metrics
 
 from . import exercises
 from .checking import Failed, Seeds, call, expect
@@ -48,7 +49,7 @@ POINTS = {
 }
 NOTEBOOKS = {"01_autograd": "nb01", "02_softmax_attention": "nb02", "03_hydra_attention": "nb03",
              "04_encoders": "nb04", "05_results": "nb05", "06_decayed_hydra": "nb06"}
-ALLOWED = {"decay_gradient": ("tinyhydra.scan",), "bidirectional_context": ("tinyhydra.scan",)}
+ALLOWED = {"decay_gradient": ("tinyhydra.attention.scan",), "bidirectional_context": ("tinyhydra.attention.scan",)}
 FORBIDDEN = ("tinyhydra", "course")
 HIDDEN_OFFSET = 1000
 TIME_LIMIT = 30.0  # seconds per exercise

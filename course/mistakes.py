@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyhydra import metrics, reference
-from tinyhydra.scan import prefix_sum, reverse_prefix_sum
+from tinyhydra.attention import reference
+from tinyhydra.attention.scan import prefix_sum, reverse_prefix_sum
+from tinyhydra.rec import metrics
 
 from .checking import autograd_grads
 from .exercises import decay_matrix as _chunk

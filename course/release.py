@@ -5,7 +5,8 @@ answer key:
 
 * the library (``tinyhydra/``, ``pyproject.toml``, ``LICENSE``), the scripts the notebooks
   import (found in the notebooks: every ``import_script(folder, name)``) and
-  ``examples/train_ml1m.py``, with the measured ``results/`` that notebooks 03, 05 and 06 read;
+  ``examples/train_ml1m.py`` with its app ``examples/trainer/``, with the measured
+  ``results/`` that notebooks 03, 05 and 06 read;
 * the visible checks (``course/`` without ``solutions/``, this tooling or the teacher's guide);
 * the notebooks with their stubs, stripped of every line that imports or swaps in the answer
   key (``from course import solutions``, ``fn = solutions.use(fn)``) and of the sentences that
@@ -136,7 +137,7 @@ def release(out: Path) -> list[Path]:
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty: give a new folder to release into")
     out.mkdir(parents=True, exist_ok=True)
-    for package in ("tinyhydra",):
+    for package in ("tinyhydra", "examples/trainer"):  # the library, and the app train.py imports
         for source in sorted((ROOT / package).rglob("*.py")):
             _copy(source, out / source.relative_to(ROOT))
     for name in COURSE_FILES:

@@ -14,9 +14,9 @@ import json
 import sys
 from dataclasses import dataclass
 
-from tinyhydra import cli
-from tinyhydra.config import BIDIRECTIONAL, Config, validate, with_recipe
 from tinyhydra.errors import DataFormatError, UsageError
+from trainer import cli
+from trainer.config import BIDIRECTIONAL, Config, validate, with_recipe
 
 COLUMNS = [("full/HR@10", "full HR@10"), ("full/NDCG@10", "full NDCG@10"),
            ("sampled/HR@10", "sampled HR@10"), ("sampled/NDCG@10", "sampled NDCG@10")]

@@ -8,8 +8,8 @@
 
 Models: sasrec, hydrarec-uni, hydrarec-uni-decay, linrec-uni (causal, SASRec-style) and
 bert4rec, hydrarec-bi, hydrarec-bi-decay, linrec-bi (bidirectional, BERT4Rec-style). Every flag is a field of
-tinyhydra.config.Config (`--batch-size 64` sets `batch_size`); --help lists them. Without `--data` the
---dataset (ml-1m, ml-20m, beauty: tinyhydra.data.DATASETS) is downloaded into the cache (TINYHYDRA_CACHE,
+trainer.config.Config (`--batch-size 64` sets `batch_size`); --help lists them. Without `--data` the
+--dataset (ml-1m, ml-20m, beauty: tinyhydra.rec.data.DATASETS) is downloaded into the cache (TINYHYDRA_CACHE,
 default ~/.cache/tinyhydra) and checked by its checksum. `examples/train_ml1m.py` is this script.
 
 Loss defaults (`--loss auto`): full softmax cross-entropy over all items (3,416 in ML-1M) for
@@ -39,9 +39,15 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the app beside this file: trainer/
+
 import tinyhydra as th
-from tinyhydra import backend, checkpoint, cli, data, metrics, models, optim, runs
-from tinyhydra.config import (
+from tinyhydra import models, optim
+from tinyhydra.engine import backend, checkpoint
+from tinyhydra.errors import BackendError, DataFormatError, UsageError
+from tinyhydra.rec import data, metrics
+from trainer import cli, runs
+from trainer.config import (
     BIDIRECTIONAL,
     SAMPLED_EVAL_NEGATIVES,
     Config,
@@ -49,7 +55,6 @@ from tinyhydra.config import (
     validate,
     with_recipe,
 )
-from tinyhydra.errors import BackendError, DataFormatError, UsageError
 
 try:
     from tqdm.auto import tqdm

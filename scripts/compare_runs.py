@@ -16,10 +16,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
-from tinyhydra import checkpoint, data, metrics, models
-from tinyhydra.config import BIDIRECTIONAL, Config, model_kwargs
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))  # the training app, examples/trainer
+
+from tinyhydra import models
+from tinyhydra.engine import checkpoint
+from tinyhydra.rec import data, metrics
+from trainer.config import BIDIRECTIONAL, Config, model_kwargs
 
 
 def load_run(folder: Path) -> tuple[Config, dict | None]:

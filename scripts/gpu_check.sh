@@ -45,7 +45,7 @@ timeout 120 python3 benchmarks/train_step.py --device "$device" --data "$data" "
   --models softmax,hydra,decayed-hydra --engine-ops 0 "${before[@]}" --out "$out" 2>&1 |
   tee "$out/train_step.txt"
 
-part "1b. the two forms of the prefix sum (tinyhydra.scan)"
+part "1b. the two forms of the prefix sum (tinyhydra.attention.scan)"
 scan_flags=()
 [ -n "${SMOKE:-}" ] && scan_flags=(--quick)
 timeout 60 python3 benchmarks/scan_forms.py --device "$device" "${scan_flags[@]}" --out "$out" 2>&1 |

@@ -18,8 +18,8 @@ import json
 import re
 from pathlib import Path
 
-from tinyhydra.data import DATASETS
-from tinyhydra.models import MODELS
+from tinyhydra.rec.data import DATASETS
+from tinyhydra.rec.models import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 # the order rows are shown in: baselines first, then the decayed models and their ablations

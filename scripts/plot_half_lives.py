@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyhydra import checkpoint
-from tinyhydra.decayed_hydra import half_life, learned_half_lives
+from tinyhydra.attention.decayed_hydra import half_life, learned_half_lives
+from tinyhydra.engine import checkpoint
 from tinyhydra.nn import half_life_decays
 
 

@@ -1,15 +1,20 @@
 """Shared fixtures: the hypothesis profiles and the backend parametrisation."""
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
 import tinyhydra as th
-from tinyhydra import backend
+from tinyhydra.engine import backend
 
 # `ci` bounds the examples so the suite runs in minutes on 2 cores, and derandomises them so
 # a CI run is reproducible; `dev` explores more, with fresh examples every run.
+# the training app (examples/trainer) is imported as `trainer`, as examples/train.py does
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+
 settings.register_profile(
     "ci", max_examples=20, deadline=None, derandomize=True, database=None,
     suppress_health_check=[HealthCheck.too_slow],

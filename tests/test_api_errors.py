@@ -14,7 +14,8 @@ import pytest
 
 import tinyhydra as th
 from tinyhydra import functional as F
-from tinyhydra import models, nn, optim, scan
+from tinyhydra import models, nn, optim
+from tinyhydra.attention import scan
 
 
 class Raises:

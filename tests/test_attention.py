@@ -1,7 +1,7 @@
 """Fused attention Functions (softmax, linear, Hydra) against their quadratic references.
 
 Every fused op is checked three ways: forward against the composed reference in
-tinyhydra.reference (to 1e-10 in float64), its hand-written backward against
+tinyhydra.attention.reference (to 1e-10 in float64), its hand-written backward against
 central differences (th.gradcheck, random cotangent), and against the reference's
 autograd gradients under the same random cotangent.
 """
@@ -14,15 +14,15 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinyhydra as th
-from tinyhydra.hydra import hydra_attention
-from tinyhydra.linear_attention import FusedLinearAttention, linear_attention
-from tinyhydra.masking import causal_mask
-from tinyhydra.reference import (
+from tinyhydra.attention.hydra import hydra_attention
+from tinyhydra.attention.linear_attention import FusedLinearAttention, linear_attention
+from tinyhydra.attention.masking import causal_mask
+from tinyhydra.attention.reference import (
     hydra_attention_reference,
     linear_attention_reference,
     softmax_attention_reference,
 )
-from tinyhydra.softmax_attention import softmax_attention
+from tinyhydra.attention.softmax_attention import softmax_attention
 
 from .strategies import attention_shapes, bool_masks, heads_for, qkv_case
 
@@ -542,7 +542,7 @@ def test_only_some_inputs_need_grad():
 def test_on_device_with_host_masks(device):
     """On the GPU (where available) the fused ops run on CuPy arrays, accept NumPy masks
     (moved to the device once) and match the CPU result."""
-    from tinyhydra import backend
+    from tinyhydra.engine import backend
 
     rng = np.random.default_rng(16)
     arrays = [rng.standard_normal((2, 70, 8)) for _ in range(3)]

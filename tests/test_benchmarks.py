@@ -112,7 +112,7 @@ def test_common_reads_no_argv_at_import_and_run_applies_threads(monkeypatch):
 
 
 def test_benchmark_flags_use_the_library_parser(attention_scaling, capsys):
-    """The benchmarks parse with tinyhydra.cli: lists, bools, defaults; a typo is one line, exit 2."""
+    """The benchmarks parse with trainer.cli: lists, bools, defaults; a typo is one line, exit 2."""
     cfg = load_benchmark("common").parse_config(attention_scaling.Config,
                                                 ["--lengths", "64", "128", "--no-memory"])
     assert cfg.lengths == [64, 128] and cfg.memory is False and cfg.repeats == attention_scaling.Config().repeats
@@ -287,7 +287,7 @@ def test_hydra_heads_quick_times_every_head_count(tmp_path):
 def test_allocator_compares_both_settings_in_separate_processes(tmp_path):
     """benchmarks/allocator.py: one training process per model, setting and repeat, each with
     its CPU time, page faults and peak RSS."""
-    from tinyhydra import data
+    from tinyhydra.rec import data
     allocator = load_benchmark("allocator")
     path = tmp_path / "walks.txt"
     data.write_sasrec_txt(data.synthetic_interactions(200, 300, 20, 60, seed=0), path)

@@ -1,8 +1,8 @@
-"""tinyhydra.checkpoint: nested trees of arrays and values survive a round trip."""
+"""tinyhydra.engine.checkpoint: nested trees of arrays and values survive a round trip."""
 import numpy as np
 import pytest
 
-from tinyhydra import checkpoint
+from tinyhydra.engine import checkpoint
 
 
 def test_round_trip_keeps_structure_values_and_dtypes(tmp_path):

@@ -1,12 +1,12 @@
-"""tinyhydra.cli: a dataclass becomes a parser; the flags given are known; mistakes are UsageErrors."""
+"""trainer.cli: a dataclass becomes a parser; the flags given are known; mistakes are UsageErrors."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pytest
 
-from tinyhydra import cli
 from tinyhydra.errors import UsageError
+from trainer import cli
 
 
 @dataclass
@@ -50,7 +50,7 @@ def test_mistakes_are_one_line_usage_errors(argv, words):
     with pytest.raises(UsageError) as info:
         cli.parse_config(Example, argv)
     assert words in str(info.value) and "\n" not in str(info.value)
-    assert info.value.exit_status == 2
+    assert cli.exit_status(info.value) == 2
 
 
 def test_help_shows_defaults_and_choices(capsys):

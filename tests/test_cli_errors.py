@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyhydra import backend, checkpoint, data
+from tinyhydra.engine import backend, checkpoint
+from tinyhydra.rec import data
 
 from .scripts import load_script
 

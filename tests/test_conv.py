@@ -5,7 +5,7 @@ import pytest
 import tinyhydra as th
 from tinyhydra import functional as F
 from tinyhydra import nn
-from tinyhydra.conv import conv_offsets
+from tinyhydra.attention.conv import conv_offsets
 
 
 def loop_conv(x, weight, bias, offsets):

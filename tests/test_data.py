@@ -1,4 +1,4 @@
-"""Tests for tinyhydra.data: readers, download, split, batches, evaluation inputs."""
+"""Tests for tinyhydra.rec.data: readers, download, split, batches, evaluation inputs."""
 import gzip
 import hashlib
 import time
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyhydra import data
-from tinyhydra.data import (
+from tinyhydra.rec import data
+from tinyhydra.rec.data import (
     DataFormatError,
     DownloadError,
     Interactions,

@@ -1,4 +1,4 @@
-"""The registries of file layouts and named data sets (tinyhydra.data.datasets), the
+"""The registries of file layouts and named data sets (tinyhydra.rec.data.datasets), the
 per-user and ratings.csv readers, and the trainer's --dataset / --data-format, all on
 small generated files."""
 import dataclasses
@@ -12,8 +12,8 @@ import pytest
 
 from tests.scripts import load_script
 from tests.test_data import EXPECTED, RATINGS, as_lists
-from tinyhydra import data
-from tinyhydra.data import DATA_FORMATS, DATASETS, DataFormatError, DownloadError, detect_format, load_dataset
+from tinyhydra.rec import data
+from tinyhydra.rec.data import DATA_FORMATS, DATASETS, DataFormatError, DownloadError, detect_format, load_dataset
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

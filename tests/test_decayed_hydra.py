@@ -14,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinyhydra as th
-from tinyhydra import backend, nn
 from tinyhydra import functional as F
-from tinyhydra.reference import decayed_hydra_attention_reference
+from tinyhydra import nn
+from tinyhydra.attention.reference import decayed_hydra_attention_reference
+from tinyhydra.engine import backend
 
 from .strategies import qkv_case
 
@@ -190,7 +191,8 @@ def test_layer_starts_with_half_lives_from_one_to_max_len():
 def test_plot_half_lives_reads_a_run_folder(tmp_path):
     """scripts/plot_half_lives.py on a run folder holding a fresh model's best.npz: the
     half-lives it reports are the initial spread, per layer and direction."""
-    from tinyhydra import checkpoint, models
+    from tinyhydra import models
+    from tinyhydra.engine import checkpoint
 
     from .scripts import load_script
 

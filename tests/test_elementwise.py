@@ -12,7 +12,8 @@ import warnings
 import numpy as np
 import pytest
 
-from tinyhydra import backend, norm, ops, optim, softmax
+from tinyhydra.engine import backend, norm, ops, softmax
+from tinyhydra.nn import optim  # its formulas too, not only the optimizers
 
 
 def test_elementwise_keeps_the_name_and_runs_numpy_as_written():

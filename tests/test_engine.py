@@ -4,8 +4,9 @@ import pytest
 from hypothesis import given
 
 import tinyhydra as th
-from tinyhydra import backend, flat
 from tinyhydra import functional as F
+from tinyhydra.engine import backend, ops
+from tinyhydra.nn import flat
 
 from .strategies import broadcastable_pair
 
@@ -220,12 +221,12 @@ def test_profiler_wraps_functions_only_while_active():
     """The engine has no profiling code: the profiler wraps each Function's forward and
     backward for the block and puts the very same methods back afterwards."""
     originals = {name: (vars(cls).get("forward"), vars(cls).get("backward"))
-                 for name, cls in (("MatMul", th.ops.MatMul), ("Tanh", th.ops.Tanh))}
+                 for name, cls in (("MatMul", ops.MatMul), ("Tanh", ops.Tanh))}
     x = th.Tensor(np.ones((2, 2)), requires_grad=True)
     with pytest.raises(ValueError, match="inside"), th.profile():
-        assert vars(th.ops.MatMul)["forward"] is not originals["MatMul"][0]
+        assert vars(ops.MatMul)["forward"] is not originals["MatMul"][0]
         raise ValueError("an error inside the block")
-    for name, cls in (("MatMul", th.ops.MatMul), ("Tanh", th.ops.Tanh)):
+    for name, cls in (("MatMul", ops.MatMul), ("Tanh", ops.Tanh)):
         assert (vars(cls).get("forward"), vars(cls).get("backward")) == originals[name]
     with th.profile() as outer, pytest.raises(RuntimeError, match="do not nest"), th.profile():
         pass

@@ -18,7 +18,7 @@ import pytest
 
 from course import exercises, grading, mistakes, solutions
 from tinyhydra import functional as F
-from tinyhydra import scan
+from tinyhydra.attention import scan
 
 from .test_exercises import WRONG
 
@@ -76,7 +76,7 @@ def prefix_sum_through_a_helper(x, a):
 
 
 def prefix_sum_imported_inside(x, a):
-    from tinyhydra.scan import prefix_sum
+    from tinyhydra.attention.scan import prefix_sum
     return prefix_sum(x, decay=a)
 
 

@@ -1,4 +1,4 @@
-"""The helpers every attention op shares (tinyhydra.masking)."""
+"""The helpers every attention op shares (tinyhydra.attention.masking)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinyhydra as th
-from tinyhydra.masking import (
+from tinyhydra.attention.masking import (
     as_bool_mask,
     causal_mask,
     check_float,

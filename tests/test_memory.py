@@ -1,4 +1,4 @@
-"""tinyhydra.memory: freed memory kept for reuse where glibc allows it, the opt-out, and the
+"""tinyhydra.engine.memory: freed memory kept for reuse where glibc allows it, the opt-out, and the
 same numbers either way."""
 import json
 import os
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import tinyhydra as th
-from tinyhydra import data, memory
+from tinyhydra.engine import memory
+from tinyhydra.rec import data
 
 ROOT = Path(__file__).resolve().parents[1]
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"

@@ -1,12 +1,12 @@
-"""Tests for tinyhydra.metrics on hand-computed cases."""
+"""Tests for tinyhydra.rec.metrics on hand-computed cases."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tinyhydra.data import Interactions, leave_one_out, synthetic_interactions
-from tinyhydra.metrics import (
+from tinyhydra.rec.data import Interactions, leave_one_out, synthetic_interactions
+from tinyhydra.rec.metrics import (
     evaluate,
     metrics_from_ranks,
     paired_bootstrap,

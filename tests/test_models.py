@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import tinyhydra as th
-from tinyhydra import backend, models, optim
-from tinyhydra.data import CausalBatch, ClozeBatch
+from tinyhydra import models, optim
+from tinyhydra.engine import backend
+from tinyhydra.rec.data import CausalBatch, ClozeBatch
 
 NUM_ITEMS = 7
 UNI = ["sasrec", "hydrarec-uni", "hydrarec-uni-decay", "linrec-uni"]

@@ -1,6 +1,6 @@
 """Multi-head cosine linear attention (``F.hydra_attention(..., num_heads=H)``), Hydra at H = D.
 
-The fused multi-head op against its quadratic twin in tinyhydra.reference (to 1e-10 in
+The fused multi-head op against its quadratic twin in tinyhydra.attention.reference (to 1e-10 in
 float64, forward and gradients under a random cotangent, both normalisations, masks),
 against central differences, causality and masked keys by perturbation, float32 at a long
 L against float64, and ``num_heads=None`` against the values the code computed before
@@ -14,11 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinyhydra as th
-from tinyhydra import config as config_module
 from tinyhydra import functional as F
 from tinyhydra import models, nn
-from tinyhydra.hydra import FusedHydraAttention, FusedMultiHeadHydraAttention
-from tinyhydra.reference import hydra_attention_reference
+from tinyhydra.attention.hydra import FusedHydraAttention, FusedMultiHeadHydraAttention
+from tinyhydra.attention.reference import hydra_attention_reference
+from trainer import config as config_module
 
 from .hydra_main_values import PARTS, cases, hydra_values
 from .strategies import heads_for, qkv_case

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinyhydra as th
-from tinyhydra import backend, ops
 from tinyhydra import functional as F
+from tinyhydra.engine import backend, ops
 
 from .strategies import arrays_of_shape, broadcastable_pair, float64_arrays, shapes
 

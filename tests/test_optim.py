@@ -1,10 +1,16 @@
 """Optimizers and the moving average: the maths against NumPy transcriptions, the flat
-buffers they update (tinyhydra.flat) against the per-parameter update, checkpoints."""
+buffers they update (tinyhydra.nn.flat) against the per-parameter update, checkpoints."""
 import numpy as np
 import pytest
 
 import tinyhydra as th
-from tinyhydra import backend, data, flat, models, nn, optim
+from tinyhydra import models, nn
+from tinyhydra.engine import backend
+from tinyhydra.nn import (
+    flat,
+    optim,  # adam_update too, not only the optimizers
+)
+from tinyhydra.rec import data
 
 
 def numpy_adam(params, grads, steps, lr, betas, eps, weight_decay, decoupled):

@@ -1,12 +1,12 @@
-"""Plain and decayed prefix sums along the sequence axis (tinyhydra.scan), against the
+"""Plain and decayed prefix sums along the sequence axis (tinyhydra.attention.scan), against the
 recurrence run one position at a time, and the reversed sum as their adjoint."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinyhydra import backend
-from tinyhydra.scan import DIRECT, MATMUL_CHUNK, METHODS, prefix_sum, reverse_prefix_sum
+from tinyhydra.attention.scan import DIRECT, MATMUL_CHUNK, METHODS, prefix_sum, reverse_prefix_sum
+from tinyhydra.engine import backend
 
 
 def loop_prefix_sum(x, decay):

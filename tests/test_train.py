@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyhydra import checkpoint, data, models, runs
+from tinyhydra import models
+from tinyhydra.engine import checkpoint
+from tinyhydra.rec import data
+from trainer import runs
 
 from .scripts import load_script
 
@@ -219,24 +222,26 @@ VERSION_2_COMMIT = "6798561"  # the last script that wrote version-2 checkpoints
 
 
 def test_a_version_2_checkpoint_resumes_exactly(script, dataset, tmp_path):
-    """A run begun by the script that wrote version-2 checkpoints (full CE then drew one
-    unused negative per position) goes on exactly as that script would have gone on."""
-    import importlib.util
-    import subprocess
+    """A run begun by the script (and library) that wrote version-2 checkpoints (full CE then
+    drew one unused negative per position) goes on exactly as that script would have gone on."""
 
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{VERSION_2_COMMIT}:examples/train_ml1m.py"],
-                            capture_output=True, text=True)
-    if source.returncode:
+    old_tree = tmp_path / "version2"
+    old_tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", VERSION_2_COMMIT, "tinyhydra", "examples"],
+                             capture_output=True)
+    if archive.returncode:
         pytest.skip("needs the git history (the script that wrote version-2 checkpoints)")
-    (tmp_path / "train_v2.py").write_text(source.stdout)
-    spec = importlib.util.spec_from_file_location("train_v2", tmp_path / "train_v2.py")
-    old = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = old
-    spec.loader.exec_module(old)
+    subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive.stdout, check=True)
+
+    def old_main(argv):  # that commit's script on that commit's library, in a process of its own
+        environment = {**os.environ, "PYTHONPATH": str(old_tree)}
+        subprocess.run([sys.executable, str(old_tree / "examples" / "train_ml1m.py"), *argv],
+                       env=environment, check=True, capture_output=True)
+        return json.loads((Path(argv[argv.index("--out") + 1]) / "metrics.json").read_text())
 
     flags = ["--model", "sasrec", "--random-window", "0.5", "--eval", "full"]  # causal, full CE
-    straight = old.main(small_run(dataset, tmp_path / "straight", *flags, "--epochs", "3"))
-    old.main(small_run(dataset, tmp_path / "resumed", *flags, "--epochs", "1"))
+    straight = old_main(small_run(dataset, tmp_path / "straight", *flags, "--epochs", "3"))
+    old_main(small_run(dataset, tmp_path / "resumed", *flags, "--epochs", "1"))
     assert checkpoint.load(tmp_path / "resumed" / "checkpoint.npz")["version"] == 2
     script.main(small_run(dataset, tmp_path / "resumed", "--epochs", "2", "--resume"))
     assert checkpoint.load(tmp_path / "resumed" / "checkpoint.npz")["version"] == 3

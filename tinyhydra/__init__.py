@@ -1,23 +1,34 @@
 """tinyhydra: a small autograd engine on NumPy (optional CuPy) for efficient attention
 in sequential recommendation: Hydra attention inside SASRec- and BERT4Rec-style encoders.
-The notebooks' exercise checks are not part of it: they live in the top-level ``course``.
 
-Reading order (the README's table, checked by tests/test_layout.py): backend, memory -> tensor ->
-ops -> softmax, norm, embedding -> gradcheck -> masking -> softmax_attention ->
-linear_attention -> scan -> hydra -> decayed_hydra -> conv -> reference -> functional ->
-module -> layers -> attention_layers -> nn -> optim, flat -> models -> data, metrics ->
-errors -> checkpoint -> config, cli, runs -> profiler.
+Reading order: errors -> engine -> attention -> functional -> nn -> rec.
+
+* :mod:`.errors`: the exceptions, each a mistake a user can fix, with a one-line message;
+* :mod:`.engine`: Tensor, Function and reverse-mode autodiff on NumPy/CuPy arrays;
+* :mod:`.attention`: the attention ops (softmax, linear, Hydra, decayed Hydra) as fused
+  Functions with derived backward, and their quadratic twins;
+* :mod:`.functional`: the public ``F.*`` API over both;
+* :mod:`.nn`: modules, layers, the attention layers and their registry, optimizers;
+* :mod:`.rec`: data sets, the recommenders (SASRec, HydraRecUni, BERT4Rec, HydraRecBi, ...)
+  and their metrics.
+
+Each sub-package's docstring gives the order inside it (the README's table, checked by
+tests/test_layout.py). ``tinyhydra.optim`` and ``tinyhydra.models`` are the names PyTorch
+users expect for :mod:`.nn.optim` and :mod:`.rec.models`. The training app
+(``examples/trainer``) and the course (``course/``) use the library from outside.
 """
-from . import memory
+from .engine import memory
 
 memory.keep_freed_memory()  # before the first large array: see tinyhydra/memory.py
 
-from . import backend, functional  # noqa: E402
-from .backend import BackendError, gpu_available, manual_seed  # noqa: E402
-from .gradcheck import gradcheck  # noqa: E402
-from .memory import freed_memory_setting  # noqa: E402
-from .profiler import profile  # noqa: E402
-from .tensor import Function, Tensor, is_grad_enabled, no_grad, tensor  # noqa: E402
+from . import functional  # noqa: E402
+from .engine import backend  # noqa: E402
+from .engine.backend import BackendError, gpu_available, manual_seed  # noqa: E402
+from .engine.gradcheck import gradcheck  # noqa: E402
+from .engine.graph import is_grad_enabled, no_grad  # noqa: E402
+from .engine.memory import freed_memory_setting  # noqa: E402
+from .engine.profiler import profile  # noqa: E402
+from .engine.tensor import Function, Tensor, tensor  # noqa: E402
 
 __version__ = "0.1.0"
 

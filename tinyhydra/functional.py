@@ -6,16 +6,16 @@ linear_attention, hydra).
 """
 from __future__ import annotations
 
-from . import ops
-from .conv import depthwise_conv1d
-from .decayed_hydra import decayed_hydra_attention
-from .embedding import Embedding, as_ids, check_ids
-from .hydra import hydra_attention
-from .linear_attention import linear_attention
-from .norm import LayerNorm
-from .softmax import BinaryCrossEntropyWithLogits, CrossEntropy, LogSoftmax, Softmax
-from .softmax_attention import softmax_attention
-from .tensor import Tensor, raw
+from .attention.conv import depthwise_conv1d
+from .attention.decayed_hydra import decayed_hydra_attention
+from .attention.hydra import hydra_attention
+from .attention.linear_attention import linear_attention
+from .attention.softmax_attention import softmax_attention
+from .engine import ops
+from .engine.embedding import Embedding, as_ids, check_ids
+from .engine.norm import LayerNorm
+from .engine.softmax import BinaryCrossEntropyWithLogits, CrossEntropy, LogSoftmax, Softmax
+from .engine.tensor import Tensor, raw
 
 __all__ = [
     "embedding", "layer_norm", "softmax", "log_softmax", "relu", "gelu", "sigmoid", "dropout",
