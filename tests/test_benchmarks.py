@@ -200,30 +200,50 @@ def test_train_step_quick_with_torch(train_step, tmp_path):
 # ---------------------------------------------------------------- hydra_vs_torch
 def test_hydra_vs_torch_twins_match_and_run(tmp_path):
     """The PyTorch side computes the same outputs and gradients as the fused ops (float64),
-    and the script times all four runs per length."""
+    causal and bidirectional, and the script times all four runs per direction and length."""
     torch = pytest.importorskip("torch")
     script = load_benchmark("hydra_vs_torch")
     rng = np.random.default_rng(0)
     for length in (5, 40, 300):  # one chunk, several, a padded last chunk
-        arrays = [rng.standard_normal((2, length, 8)) for _ in range(3)] + [rng.uniform(0, 1, 8)]
-        cotangent = rng.standard_normal((2, length, 8))
-        for decayed in (False, True):
-            ours = [th.Tensor(a, requires_grad=True) for a in arrays[:3 + decayed]]
-            fn = F.decayed_hydra_attention if decayed else F.hydra_attention
-            out = fn(*ours, causal=True)
-            out.backward(cotangent)
-            theirs = [torch.tensor(a, requires_grad=True) for a in arrays[:3 + decayed]]
-            twin = script.torch_hydra(torch, *theirs[:3], theirs[3] if decayed else None)
-            twin.backward(torch.from_numpy(cotangent))
-            np.testing.assert_allclose(twin.detach().numpy(), out.data, atol=1e-12)
-            for a, b in zip(ours, theirs):
-                np.testing.assert_allclose(b.grad.numpy(), a.grad, atol=1e-11)
+        for causal in (True, False):
+            decay = rng.uniform(0, 1, (8,) if causal else (2, 8))
+            arrays = [rng.standard_normal((2, length, 8)) for _ in range(3)] + [decay]
+            cotangent = rng.standard_normal((2, length, 8))
+            for decayed in (False, True):
+                ours = [th.Tensor(a, requires_grad=True) for a in arrays[:3 + decayed]]
+                fn = F.decayed_hydra_attention if decayed else F.hydra_attention
+                out = fn(*ours, causal=causal)
+                out.backward(cotangent)
+                theirs = [torch.tensor(a, requires_grad=True) for a in arrays[:3 + decayed]]
+                twin = script.torch_hydra(torch, *theirs[:3], theirs[3] if decayed else None, causal=causal)
+                twin.backward(torch.from_numpy(cotangent))
+                np.testing.assert_allclose(twin.detach().numpy(), out.data, atol=1e-12)
+                for a, b in zip(ours, theirs):
+                    np.testing.assert_allclose(b.grad.numpy(), a.grad, atol=1e-11)
     results = script.main(["--lengths", "64", "128", "--repeats", "1", "--warmup", "0",
                            "--out", str(tmp_path)])
     assert (tmp_path / "hydra_vs_torch.json").exists()
-    for seconds in results["seconds"].values():
-        assert set(seconds) == {"hydra", "hydra (torch)", "decayed", "decayed (torch)"}
-        assert all(positive_finite(s) for s in seconds.values())
+    assert set(results["seconds"]) == {"causal", "bidirectional"}
+    for lengths in results["seconds"].values():
+        assert set(lengths) == {64, 128}
+        for seconds in lengths.values():
+            assert set(seconds) == {"hydra", "hydra (torch)", "decayed", "decayed (torch)"}
+            assert all(positive_finite(s) for s in seconds.values())
+
+
+def test_hydra_vs_torch_in_separate_processes(tmp_path):
+    """--processes: each side timed in processes of its own, at both allocator settings."""
+    pytest.importorskip("torch")
+    script = load_benchmark("hydra_vs_torch")
+    results = script.main(["--lengths", "64", "--directions", "bidirectional", "--repeats", "1",
+                           "--warmup", "0", "--processes", "1", "--out", str(tmp_path)])
+    by_process = results["seconds_by_process"]
+    assert set(by_process) == {label for label, _, _ in script.PROCESSES}
+    assert set(by_process["tinyhydra"]["bidirectional"][64]) == {"hydra", "decayed"}
+    assert set(by_process["torch at its defaults"]["bidirectional"][64]) == {"hydra (torch)", "decayed (torch)"}
+    assert all(positive_finite(s) for process in by_process.values() for s in process["bidirectional"][64].values())
+
+
 def test_tiny_preset_and_count_kernels_needs_a_gpu(train_step):
     cfg = train_step.Config(tiny=True)
     assert (cfg.batch, cfg.seq_len, cfg.dim, cfg.num_items) == (8, 16, 16, 3416)
