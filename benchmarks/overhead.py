@@ -3,6 +3,10 @@
 * :func:`engine_overhead`: microseconds per operation that the autograd engine adds to
   NumPy (graph building, topological order, gradient bookkeeping), on arrays so small
   that the arithmetic is negligible;
+* :func:`attention_call_overhead`: microseconds of one forward + backward of each fused
+  attention op at a tiny shape, where the arithmetic is negligible: the fixed cost of a call
+  (argument checks, the Function machinery, the Python steps of the prefix sums), which is
+  what a short sequence pays;
 * :func:`optimizer_update_seconds`: one Adam update over the flat parameter arrays
   against the same formula run parameter by parameter.
 """
@@ -14,6 +18,7 @@ import time
 import numpy as np
 
 import tinyhydra as th
+from tinyhydra import functional as F
 from tinyhydra.engine import backend
 from tinyhydra.nn import optim  # adam_update too
 
@@ -74,6 +79,39 @@ def engine_overhead(ops: int, repeats: int = 50) -> dict:
     result["engine_forward_us_per_op"] = 1e6 * (best["forward"] - best["raw_forward"]) / n
     result["engine_backward_us_per_op"] = 1e6 * (best["backward"] - best["raw_backward"]) / n
     result["ops"] = n
+    return result
+
+
+def attention_call_overhead(batch: int = 1, length: int = 8, dim: int = 8, repeats: int = 200) -> dict:
+    """Microseconds of one forward + backward of each fused attention op on float32 (B, L, D)
+    = (``batch``, ``length``, ``dim``) inputs, causal and bidirectional, best of ``repeats``
+    (the one nobody interrupted). At the default (1, 8, 8) the arithmetic is a few hundred
+    multiplications, so what is measured is the fixed cost of a call."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((batch, length, dim)).astype(np.float32) for _ in range(3)]
+    cotangent = rng.standard_normal((batch, length, dim)).astype(np.float32)
+    decay = np.full(dim, 0.9, np.float32)
+    causal_mask = np.tril(np.ones((length, length), dtype=bool))  # (L, L)
+    ops = {"softmax": lambda q, k, v, causal: F.softmax_attention(q, k, v, mask=causal_mask if causal else None),
+           "linear": lambda q, k, v, causal: F.linear_attention(q, k, v, 1, causal=causal),
+           "hydra": lambda q, k, v, causal: F.hydra_attention(q, k, v, causal=causal),
+           "decayed hydra": lambda q, k, v, causal: F.decayed_hydra_attention(
+               q, k, v, th.Tensor(decay if causal else np.stack([decay, decay]), requires_grad=True),
+               causal=causal)}
+    result = {"shape": [batch, length, dim]}
+    for name, op in ops.items():
+        for causal in (True, False):
+            def call(op=op, causal=causal):
+                q, k, v = (th.Tensor(a, requires_grad=True) for a in arrays)
+                op(q, k, v, causal).backward(cotangent)
+            for _ in range(5):
+                call()
+            best = math.inf
+            for _ in range(repeats):
+                start = time.perf_counter()
+                call()
+                best = min(best, time.perf_counter() - start)
+            result[f"{name}, {'causal' if causal else 'bidirectional'}"] = 1e6 * best
     return result
 
 

@@ -492,6 +492,7 @@ def main(argv=None) -> dict:
                 "best_this_over_compared": min(results_models[kind]["runs"]) / min(runs)}
     memory = measure_memory(cfg, xp, rng) if cfg.memory_len > 0 else None
     engine = overhead.engine_overhead(cfg.engine_ops) if cfg.engine_ops > 0 else None
+    calls = overhead.attention_call_overhead() if cfg.engine_ops > 0 else None
     model, _ = tinyhydra_model(cfg, cfg.kinds[0], cfg.seq_len)
     update = overhead.optimizer_update_seconds(model, xp)
 
@@ -534,6 +535,12 @@ def main(argv=None) -> dict:
               f"(NumPy alone {engine['raw_backward_us_per_op']:.2f}, engine "
               f"{engine['engine_backward_us_per_op']:.2f}), of which topological order "
               f"{engine['topological_order_us_per_op']:.2f}")
+    if calls:
+        print(f"\nfixed cost of one attention call, forward + backward at (B, L, D) = {tuple(calls['shape'])}, "
+              f"best of 200, microseconds:")
+        for name, microseconds in calls.items():
+            if name != "shape":
+                print(f"  {name:<30}{microseconds:>8.1f}")
     if memory:
         print(f"\npeak extra memory of one training step at L={memory['length']}, "
               f"B={memory['batch']} ({memory['method']})")
@@ -555,6 +562,7 @@ def main(argv=None) -> dict:
         "compared": compared,
         "memory": memory,
         "engine_overhead": engine,
+        "attention_call_overhead": calls,
         "optimizer_update": update,
         "wall_seconds": time.perf_counter() - started,
     }

@@ -147,6 +147,9 @@ def test_train_step_quick(train_step, tmp_path):
     assert engine["ops"] == 200
     for key in ("forward_us_per_op", "backward_us_per_op", "raw_forward_us_per_op", "topological_order_us_per_op"):
         assert positive_finite(engine[key])
+    calls = saved["attention_call_overhead"]
+    assert calls["shape"] == [1, 8, 8] and len(calls) == 1 + 4 * 2  # four ops, both directions
+    assert all(positive_finite(us) for name, us in calls.items() if name != "shape")
     update = saved["optimizer_update"]
     assert positive_finite(update["flat"]) and positive_finite(update["per_parameter"])
     model, _ = train_step.tinyhydra_model(train_step.Config(quick=True), "softmax", 16)

@@ -44,6 +44,19 @@ def test_numpy_runs_the_loop_and_a_gpu_the_matrix_form(rng):
         prefix_sum(x, decay, "scan")
 
 
+@pytest.mark.parametrize("shape", [(2, 8, 64), (2, 32, 64), (2, 512, 64), (3, 1200, 5)])
+def test_a_small_plain_sum_in_one_cumsum_is_the_loop_bit_for_bit(shape, rng, monkeypatch):
+    """Below CUMSUM_ELEMENTS_PER_STEP the loop form's plain sum is one cumsum call: the same
+    additions in the same order, so the same bits, at every level of the two."""
+    from tinyhydra.attention import scan
+
+    x = rng.standard_normal(shape).astype(np.float32)
+    monkeypatch.setattr(scan, "CUMSUM_ELEMENTS_PER_STEP", 0)  # the loop everywhere
+    looped = prefix_sum(x)
+    monkeypatch.setattr(scan, "CUMSUM_ELEMENTS_PER_STEP", 10**9)  # cumsum everywhere
+    assert np.array_equal(prefix_sum(x), looped)
+
+
 @settings(deadline=None, max_examples=25)
 @given(length=st.integers(1, 300), decays=st.lists(st.sampled_from([0.0, 1.0]) | st.floats(0, 1),
                                                      min_size=3, max_size=3),
