@@ -11,7 +11,8 @@ each figure is the median over the rounds.
     python benchmarks/hydra_vs_torch.py --threads 1
     python benchmarks/hydra_vs_torch.py --threads 1 --lengths 512 4096 --repeats 3
 
-Needs PyTorch (``pip install torch``); prints a table and writes hydra_vs_torch.json to --out.
+Needs PyTorch (``pip install torch``); prints a table and writes hydra_vs_torch.json to --out
+(default results/hydra_vs_torch_<device>/).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class Config:
     threads: int = field(default=1, metadata={"help": "BLAS and PyTorch threads"})
     seed: int = 0
     device: str = "cpu"
-    out: str = field(default=str(common.DEFAULT_OUT), metadata={"help": "output folder"})
+    out: str = field(default="", metadata={"help": common.OUT_HELP})
 
 
 # ------------------------------------------------------------------ the PyTorch side
@@ -91,7 +92,7 @@ def runs(torch, arrays, cotangent, decay):
 
 
 def main(argv=None) -> dict:
-    cfg, _, rng, out = common.setup(Config, argv, __doc__)
+    cfg, _, rng, out = common.setup(Config, argv, __doc__, "hydra_vs_torch")
     import torch
     torch.set_num_threads(cfg.threads)
     decay = np.geomspace(0.5, 0.999, cfg.dim).astype(np.float32)
