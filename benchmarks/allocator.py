@@ -1,7 +1,7 @@
 """Freed memory kept for reuse (tinyhydra/engine/memory.py) against glibc's defaults, as a user
 gets them: the training script in separate processes, the two settings interleaved.
 
-    python benchmarks/allocator.py --data ml-1m.txt.gz --steps 25 --repeats 2 --out results/allocator
+    python benchmarks/allocator.py --data ml-1m.txt.gz --steps 25 --repeats 2     # results/allocator/
 
 For each model, each setting (``TINYHYDRA_KEEP_FREED_MEMORY=1``, the default, and ``=0``)
 and each repeat, one process runs ``examples/train.py --epochs 1 --max-steps STEPS --eval
@@ -61,7 +61,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=25, help="training steps per process (default 25)")
     parser.add_argument("--repeats", type=int, default=2, help="processes per model and setting (default 2)")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated (default all three)")
-    parser.add_argument("--out", type=Path, help="folder for allocator.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "allocator",
+                        help="folder for allocator.json (default results/allocator/)")
     args = parser.parse_args(argv)
     runs = {model: {name: [] for name in SETTINGS} for model in args.models.split(",")}
     for model in runs:
@@ -75,9 +76,8 @@ def main(argv=None) -> dict:
             best = min(results, key=lambda r: r["cpu_seconds"])
             print(f"{model:<20}{name:<12}{best['cpu_seconds']:>8.1f}{best['minor_faults'] / args.steps:>13,.0f}"
                   f"{best['peak_rss_gib']:>14.2f}")
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "allocator.json").write_text(json.dumps({"steps": args.steps, "runs": runs}, indent=2))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "allocator.json").write_text(json.dumps({"steps": args.steps, "runs": runs}, indent=2))
     return runs
 
 

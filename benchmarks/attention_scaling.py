@@ -49,7 +49,8 @@ the length where Hydra (and linear attention) become faster than softmax.
     python benchmarks/attention_scaling.py --device gpu --batch 8
     python benchmarks/attention_scaling.py --lengths 256 1024 4096 --repeats 5
 
-Writes ``attention_scaling.json`` and ``attention_scaling.png`` into ``--out``.
+Writes ``attention_scaling.json`` and ``attention_scaling.png`` into ``--out`` (default
+results/attention_scaling_<device>/).
 """
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ class Config:
     threads: int = field(default=0, metadata={"help": "BLAS threads (exported before NumPy "
                                                       "loads; 0 = BLAS default)"})
     seed: int = 0
-    out: str = field(default=str(common.DEFAULT_OUT), metadata={"help": "output folder"})
+    out: str = field(default="", metadata={"help": common.OUT_HELP})
     plot: bool = field(default=True, metadata={"help": "write attention_scaling.png"})
     quick: bool = field(default=False, metadata={"help": "smoke run: L = 64, 128, 256, "
                                                          "1 repeat, no warm-up"})
@@ -304,7 +305,7 @@ def plot(cfg: Config, summary: dict, path: Path) -> Path | None:
 
 # ---------------------------------------------------------------------- main
 def main(argv=None) -> dict:
-    cfg, xp, rng, out = common.setup(Config, argv, __doc__)
+    cfg, xp, rng, out = common.setup(Config, argv, __doc__, "attention_scaling")
     print(f"attention_scaling: lengths {cfg.lengths}, B={cfg.batch}, D={cfg.dim}, "
           f"softmax heads {cfg.softmax_heads}, linear heads {cfg.linear_heads}, "
           f"{'causal' if cfg.causal else 'bidirectional'}, {cfg.device}")

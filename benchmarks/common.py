@@ -40,7 +40,7 @@ THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "benchmarks" / "results"
+RESULTS = ROOT / "results"  # the one home of measurements; each benchmark writes into a folder of it
 MIB = 1024.0 ** 2
 GIB = 1024.0 ** 3
 
@@ -276,8 +276,14 @@ def crossover(lengths, fast_seconds, slow_seconds) -> dict:
 
 
 # ------------------------------------------------------------------------ output
+def default_out(name: str, device: str = "cpu") -> Path:
+    """Where benchmark ``name`` writes without ``--out``: results/<name>_<device>/, so CPU
+    and GPU numbers do not overwrite each other."""
+    return RESULTS / f"{name}_{device}"
+
+
 def out_dir(path) -> Path:
-    directory = Path(path) if path else DEFAULT_OUT
+    directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
     return directory
 
@@ -324,7 +330,13 @@ def pyplot():
     return plt
 
 
-def setup(config_class, argv, doc: str):
-    """What every benchmark starts with: (config, array module, seeded rng, output folder)."""
+OUT_HELP = "output folder (default: results/<benchmark>_<device>/)"
+
+
+def setup(config_class, argv, doc: str, name: str):
+    """What every benchmark starts with: (config, array module, seeded rng, output folder).
+    The folder is ``--out``, or :func:`default_out` of ``name`` and ``--device``; ``cfg.out``
+    is set to it, so the saved config says where the numbers went."""
     cfg = parse_config(config_class, argv, description=doc.split("\n\n")[0])
-    return cfg, array_module(cfg.device), np.random.default_rng(cfg.seed), out_dir(cfg.out)
+    cfg.out = str(out_dir(cfg.out or default_out(name, getattr(cfg, "device", "cpu"))))
+    return cfg, array_module(cfg.device), np.random.default_rng(cfg.seed), Path(cfg.out)

@@ -30,7 +30,7 @@ class Config:
     threads: int = field(default=0, metadata={"help": "BLAS threads (0 = the default)"})
     quick: bool = field(default=False, metadata={"help": "smoke run: a small shape, 1 repeat"})
     seed: int = 0
-    out: str = field(default=str(common.DEFAULT_OUT), metadata={"help": "output folder"})
+    out: str = field(default="", metadata={"help": common.OUT_HELP})
 
 
 def forward_backward(arrays, cotangent, key_mask, num_heads, causal, normalize):
@@ -42,7 +42,7 @@ def forward_backward(arrays, cotangent, key_mask, num_heads, causal, normalize):
 
 
 def main(argv=None) -> dict:
-    cfg, xp, rng, out = common.setup(Config, argv, __doc__)
+    cfg, xp, rng, out = common.setup(Config, argv, __doc__, "hydra_heads")
     batch, length, dim = (4, 40, 10) if cfg.quick else (128, 200, 50)
     heads = [h for h in HEADS if dim % h == 0]
     repeats = 1 if cfg.quick else cfg.repeats

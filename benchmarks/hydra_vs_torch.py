@@ -19,10 +19,10 @@ memory kept), PyTorch at its defaults, PyTorch with freed memory kept (the same 
 tinyhydra with ``TINYHYDRA_KEEP_FREED_MEMORY=0``; the medians over the rounds give the
 ratios both ways:
 
-    python benchmarks/hydra_vs_torch.py --threads 1 --processes 5 --repeats 3 --out results/hydra_vs_torch
+    python benchmarks/hydra_vs_torch.py --threads 1 --processes 5 --repeats 3
 
 Needs PyTorch (``pip install torch``); prints a table and writes hydra_vs_torch.json (with
---processes, hydra_vs_torch_processes.json) to --out.
+--processes, hydra_vs_torch_processes.json) to --out (default results/hydra_vs_torch_<device>/).
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ class Config:
                                                         "allocator setting (see the docstring)"})
     seed: int = 0
     device: str = "cpu"
-    out: str = field(default=str(common.DEFAULT_OUT), metadata={"help": "output folder"})
+    out: str = field(default="", metadata={"help": common.OUT_HELP})
 
 
 # ------------------------------------------------------------------ the PyTorch side
@@ -191,7 +191,7 @@ def separate_processes(cfg: Config, argv) -> dict:
 
 
 def main(argv=None) -> dict:
-    cfg, _, rng, out = common.setup(Config, argv, __doc__)
+    cfg, _, rng, out = common.setup(Config, argv, __doc__, "hydra_vs_torch")
     unknown = set(cfg.directions) - set(DIRECTIONS)
     if unknown:
         raise SystemExit(f"error: --directions {sorted(unknown)}: expected causal and/or bidirectional")

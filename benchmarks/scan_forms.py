@@ -30,11 +30,11 @@ class Config:
     threads: int = field(default=0, metadata={"help": "BLAS threads (0 = the default)"})
     quick: bool = field(default=False, metadata={"help": "smoke run: small shapes, 1 repeat"})
     seed: int = 0
-    out: str = field(default=str(common.DEFAULT_OUT), metadata={"help": "output folder"})
+    out: str = field(default="", metadata={"help": common.OUT_HELP})
 
 
 def main(argv=None) -> dict:
-    cfg, xp, rng, out = common.setup(Config, argv, __doc__)
+    cfg, xp, rng, out = common.setup(Config, argv, __doc__, "scan_forms")
     shapes = [(2, 70, 3), (1, 300, 4)] if cfg.quick else SHAPES
     repeats = 1 if cfg.quick else cfg.repeats
     print(f"scan_forms: {cfg.device}, float32, median of {repeats}")

@@ -51,7 +51,7 @@ far steadier numbers than multi-threaded BLAS, which stalls waiting for its thre
     python benchmarks/train_step.py --quick                  # seconds-long smoke run
     python benchmarks/train_step.py --device gpu --steps 20
 
-Writes ``train_step.json`` into ``--out``.
+Writes ``train_step.json`` into ``--out`` (default results/train_step_<device>/).
 """
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ class Config:
     matmul_n: int = field(default=2048, metadata={"help": "size of the peak-GEMM probe"})
     device: str = field(default="cpu", metadata={"help": "cpu or gpu (CuPy)"})
     seed: int = 0
-    out: str = field(default=str(common.DEFAULT_OUT), metadata={"help": "output folder"})
+    out: str = field(default="", metadata={"help": common.OUT_HELP})
     quick: bool = field(default=False, metadata={
         "help": "smoke run: tiny shapes, 2 steps, no PyTorch unless --torch"})
     tiny: bool = field(default=False, metadata={
@@ -426,7 +426,7 @@ def count_kernels(names: list[str], contestants: dict, batches: list, warmup: in
 
 # ---------------------------------------------------------------------- main
 def main(argv=None) -> dict:
-    cfg, xp, rng, out = common.setup(Config, argv, __doc__)
+    cfg, xp, rng, out = common.setup(Config, argv, __doc__, "train_step")
     started = time.perf_counter()
     batches, data_info = load_batches(cfg, cfg.warmup + max(cfg.steps, cfg.profile_steps), rng)
     print(f"train_step: SASRec {cfg.kinds}, B={cfg.batch}, L={cfg.seq_len}, D={cfg.dim}, "

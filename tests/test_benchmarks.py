@@ -5,6 +5,7 @@ benchmarks/ is not a package, so each script is loaded from its file.
 import json
 import math
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -320,3 +321,34 @@ def test_allocator_compares_both_settings_in_separate_processes(tmp_path):
     for run in (kept, given_back):
         assert run["cpu_seconds"] > 0 and run["minor_faults"] > 0 and run["peak_rss_gib"] > 0
     assert json.loads((tmp_path / "allocator.json").read_text())["runs"]["sasrec"]["kept"][0] == kept
+
+
+@pytest.mark.parametrize("flags", [["--tiny", "--models", "sasrec", "--steps", "3", "--warmup", "1"],
+                                   ["--data", "walks.txt", "--steps", "2", "--warmup", "1"]])
+def test_checkout_step_times_one_checkout_in_its_own_process(tmp_path, flags):
+    """benchmarks/checkout_step.py ROOT: this checkout's tinyhydra, alone in a process, at the
+    tiny shapes and on a small generated data file; every reading positive and finite."""
+    from tinyhydra.rec import data
+    data.write_sasrec_txt(data.synthetic_interactions(40, 300, 20, 60, seed=0), tmp_path / "walks.txt")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "checkout_step.py"), str(root), *flags],
+                          cwd=tmp_path, capture_output=True, text=True, check=True, timeout=300)
+    out = json.loads(done.stdout)
+    assert Path(out["tinyhydra"]).resolve() == root / "tinyhydra" / "__init__.py"
+    assert list(out["models"]) == (["sasrec"] if "--tiny" in flags else ["sasrec", "hydrarec-uni"])
+    for row in out["models"].values():
+        for key in ("cpu_ms_median", "cpu_ms_min", "wall_ms_median"):
+            assert positive_finite(row[key]), (key, row)
+        for key in ("user_ms_median", "system_ms_median", "page_faults_per_step"):  # 0 when none
+            assert math.isfinite(row[key]) and row[key] >= 0, (key, row)
+
+
+def test_benchmarks_write_under_results_by_default():
+    """results/ is the one home of measurements: without --out a benchmark writes into
+    results/<benchmark>_<device>/ (allocator.py, CPU only, into results/allocator/)."""
+    common = load_benchmark("common")
+    root = Path(__file__).resolve().parents[1]
+    assert common.default_out("train_step", "gpu") == root / "results" / "train_step_gpu"
+    for name in ("attention_scaling", "hydra_heads", "hydra_vs_torch", "scan_forms", "train_step"):
+        assert load_benchmark(name).Config().out == "", name  # common.setup fills in default_out
+    assert "benchmarks/results" not in (root / ".gitignore").read_text()
