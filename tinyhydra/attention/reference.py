@@ -1,10 +1,11 @@
-r"""Quadratic reference forms of the three attentions, built from composed Tensor ops.
+r"""Quadratic reference forms of the attention ops, built from composed Tensor ops.
 
 Each function here writes the attention matrix out explicitly, as the equations
 read, using only the primitive ops of :mod:`tinyhydra.engine.ops` (``@ * / exp sum``,
 ``MaskedFill``, ``ClampMin``, ``Relu``). Autograd therefore differentiates them
 independently of the hand-written backwards in :mod:`tinyhydra.attention.hydra`,
-:mod:`tinyhydra.attention.softmax_attention` and :mod:`tinyhydra.attention.linear_attention`, which is what
+:mod:`tinyhydra.attention.decayed_hydra`, :mod:`tinyhydra.attention.softmax_attention` and
+:mod:`tinyhydra.attention.linear_attention`, which is what
 the tests compare against. They cost O(L^2)
 memory (Hydra's reference even O(D L^2)): for teaching and testing only.
 
