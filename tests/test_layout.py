@@ -1,4 +1,4 @@
-"""The layout of the package: four sub-packages read in one order, one concept per module,
+"""The layout of the package: the sub-packages (SUB_PACKAGES) read in one order, one concept per module,
 within a line budget.
 
 A module of ``tinyhydra/`` may have at most ``LINE_BUDGET`` lines; the few that need more are
