@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from tinyhydra.errors import DataFormatError, UsageError
 from trainer import cli
-from trainer.config import BIDIRECTIONAL, Config, validate, with_recipe
+from trainer.config import Config, bidirectional, validate, with_recipe
 
 COLUMNS = [("full/HR@10", "full HR@10"), ("full/NDCG@10", "full NDCG@10"),
            ("sampled/HR@10", "sampled HR@10"), ("sampled/NDCG@10", "sampled NDCG@10")]
@@ -53,7 +53,7 @@ def run_label(run: dict) -> str:
     config = run.get("config", {})
     flags = [f"--{name.replace('_', '-')} {config[name]}" for name, default in recipe_defaults(run["model"]).items()
              if name in config and config[name] != default
-             and not (name.startswith("mask") and run["model"] not in BIDIRECTIONAL)]
+             and not (name.startswith("mask") and not bidirectional(run["model"]))]
     return " ".join([run["model"], *flags])
 
 

@@ -48,9 +48,9 @@ from tinyhydra.errors import BackendError, DataFormatError, UsageError
 from tinyhydra.rec import data, metrics
 from trainer import cli, runs
 from trainer.config import (
-    BIDIRECTIONAL,
     SAMPLED_EVAL_NEGATIVES,
     Config,
+    bidirectional,
     model_kwargs,
     validate,
     with_recipe,
@@ -98,7 +98,7 @@ def build(config: Config, num_items: int):
 def epoch_batches(config: Config, split, model, rng, unused_ce_negatives: bool = False):
     """One epoch of batches. Full CE needs no negatives and draws none, except in runs
     begun with version-2 checkpoints (``unused_ce_negatives``), which resume exactly."""
-    if config.model in BIDIRECTIONAL:
+    if bidirectional(config.model):
         return data.cloze_batches(split, config.batch_size, config.max_len, rng,
                                   mask_token=model.mask_token, mask_prob=config.mask_prob,
                                   mask_last_prob=config.mask_last,
@@ -143,7 +143,7 @@ def evaluate(config: Config, model, split, which: str) -> dict:
         return {}
     protocols = ("full", "sampled") if config.eval == "both" else (config.eval,)
     model.eval()
-    mask_token = model.mask_token if config.model in BIDIRECTIONAL else None
+    mask_token = model.mask_token if bidirectional(config.model) else None
     return metrics.evaluate(model.predict_scores, split, which, config.max_len, protocols=protocols,
                             seed=config.seed, append_mask_token=mask_token, progress=config.progress)
 
@@ -206,7 +206,7 @@ def load_split(config: Config) -> tuple[data.Split, str]:
     if len(evaluated) == 0:
         raise DataFormatError(path, None, "no user has 3 or more interactions, so nothing can be "
                               "validated or tested (the last two items of a user are held out)")
-    trained = [s for s in split.train if len(s) >= (1 if config.model in BIDIRECTIONAL else 2)]
+    trained = [s for s in split.train if len(s) >= (1 if bidirectional(config.model) else 2)]
     if config.loss in ("sampled", "bce") and data.fewest_unseen_items(trained, split.num_items) < 1:
         raise UsageError(f"--loss {config.loss} samples items a user never trained on, but a user "
                          f"in {path} trained on every item; use --loss ce")
@@ -340,10 +340,10 @@ def print_table(result: dict) -> None:
         return
     print(f"\ntest metrics of {result['model']} (best epoch {result['best_epoch']} of "
           f"{result['epochs_run']}, {result['seconds_per_epoch']:.1f} s/epoch on {result['device']})")
-    names = ["HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"]
+    names = metrics.metric_names()  # every registered metric, as metrics.json has them
     print(f"{'protocol':<10}" + "".join(f"{n:>9}" for n in names))
     for protocol in ("full", "sampled"):
-        if f"{protocol}/HR@10" in test:
+        if f"{protocol}/{names[0]}" in test:
             print(f"{protocol:<10}" + "".join(f"{test[f'{protocol}/{n}']:>9.4f}" for n in names))
 
 

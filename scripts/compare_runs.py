@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))  # the
 from tinyhydra import models
 from tinyhydra.engine import checkpoint
 from tinyhydra.rec import data, metrics
-from trainer.config import BIDIRECTIONAL, Config, model_kwargs
+from trainer.config import Config, bidirectional, model_kwargs
 
 
 def load_run(folder: Path) -> tuple[Config, dict | None]:
@@ -51,7 +51,7 @@ def user_ranks(folder: Path, config: Config, split, which: str, protocol: str = 
     model = models.build_model(config.model, split.num_items, **model_kwargs(config))
     model.load_state_dict(checkpoint.load(best))
     model.eval()
-    mask_token = model.mask_token if config.model in BIDIRECTIONAL else None
+    mask_token = model.mask_token if bidirectional(config.model) else None
     return metrics.evaluation_ranks(model.predict_scores, split, which, config.max_len, protocols=(protocol,),
                                     seed=config.seed, append_mask_token=mask_token)[protocol]
 
@@ -61,7 +61,8 @@ def main(argv=None) -> dict:
     parser.add_argument("runs", nargs="+", type=Path, help="run folders; the first is the baseline")
     parser.add_argument("--data", help="the data file (default: the one the first run trained on)")
     parser.add_argument("--which", choices=["test", "valid"], default="test", help="which targets (default test)")
-    parser.add_argument("--metrics", nargs="+", default=["NDCG@10", "HR@10"], help="HR@K, NDCG@K or MRR")
+    parser.add_argument("--metrics", nargs="+", default=["NDCG@10", "HR@10"],
+                        help=f"names of tinyhydra.rec.metrics.METRICS: {', '.join(metrics.metric_names())}")
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
     parser.add_argument("--protocol", choices=["full", "sampled"], default="full",
                         help="rank among all items or among 100 sampled negatives (default full)")

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from tinyhydra.rec.data import DATASETS
-from tinyhydra.rec.models import MODELS
+from tinyhydra.rec.registry import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 # the order rows are shown in: baselines first, then the decayed models and their ablations
@@ -83,7 +83,7 @@ def headline_table(dataset: str, results: Path = ROOT / "results") -> list[str]:
     for row, run in headline_runs(dataset, results).items():
         direction = direction_of(run)
         test = run["test"]
-        lines.append(f"| {MODELS[row].__name__} | defaults ({direction} recipe) | {run['epochs_run']} | "
+        lines.append(f"| {MODELS[row].model_class.__name__} | defaults ({direction} recipe) | {run['epochs_run']} | "
                      f"{run['seconds_per_epoch']:.0f} | " + " | ".join(f"{test[c]:.4f}" for c in TEST_COLUMNS)
                      + f" | [json](results/{run['file']}) |")
     return lines
@@ -95,20 +95,20 @@ def minutes_to_best(metrics: dict) -> float:
 
 
 def verdicts(dataset: str, results: Path = ROOT / "results") -> list[str]:
-    """Each Hydra row against the softmax row of its direction: quality and time ratios."""
+    """Each Hydra row against the softmax row of its direction (models.MODELS): quality and time ratios."""
     runs, lines = headline_runs(dataset, results), []
-    for base, variants in (("sasrec", ("hydrarec-uni", "hydrarec-uni-decay")),
-                           ("bert4rec", ("hydrarec-bi", "hydrarec-bi-decay"))):
-        for variant in variants:
-            if base in runs and variant in runs:
-                v, b = runs[variant], runs[base]
-                quality = v["test"]["full/NDCG@10"] / b["test"]["full/NDCG@10"]
-                lines.append(f"{dataset}: {variant} vs {base}: full NDCG@10 {v['test']['full/NDCG@10']:.4f} vs "
-                             f"{b['test']['full/NDCG@10']:.4f} (x{quality:.3f}, "
-                             f"{'at least matches' if quality >= 1 else 'behind'}); s/epoch "
-                             f"{v['seconds_per_epoch']:.1f} vs {b['seconds_per_epoch']:.1f}; training to the "
-                             f"best epoch ({v['best_epoch']} vs {b['best_epoch']}) {minutes_to_best(v):.0f} vs "
-                             f"{minutes_to_best(b):.0f} min")
+    softmax = {MODELS[row].direction: row for row in HEADLINE_ROWS if MODELS[row].attention_kind == "softmax"}
+    for variant in HEADLINE_ROWS:
+        base = softmax[MODELS[variant].direction]
+        if variant != base and base in runs and variant in runs:
+            v, b = runs[variant], runs[base]
+            quality = v["test"]["full/NDCG@10"] / b["test"]["full/NDCG@10"]
+            lines.append(f"{dataset}: {variant} vs {base}: full NDCG@10 {v['test']['full/NDCG@10']:.4f} vs "
+                         f"{b['test']['full/NDCG@10']:.4f} (x{quality:.3f}, "
+                         f"{'at least matches' if quality >= 1 else 'behind'}); s/epoch "
+                         f"{v['seconds_per_epoch']:.1f} vs {b['seconds_per_epoch']:.1f}; training to the "
+                         f"best epoch ({v['best_epoch']} vs {b['best_epoch']}) {minutes_to_best(v):.0f} vs "
+                         f"{minutes_to_best(b):.0f} min")
     return lines
 
 

@@ -1,5 +1,6 @@
 """SASRec / BERT4Rec and their Hydra and linear-attention variants: shapes, padding,
 causality, losses against NumPy, gradients of whole models, and overfitting a batch."""
+import inspect
 from types import SimpleNamespace
 
 import numpy as np
@@ -8,11 +9,13 @@ import pytest
 import tinyhydra as th
 from tinyhydra import models, optim
 from tinyhydra.engine import backend
+from tinyhydra.nn import ATTENTION_KINDS
 from tinyhydra.rec.data import CausalBatch, ClozeBatch
+from tinyhydra.rec.registry import MODELS
 
 NUM_ITEMS = 7
-UNI = ["sasrec", "hydrarec-uni", "hydrarec-uni-decay", "linrec-uni"]
-BI = ["bert4rec", "hydrarec-bi", "hydrarec-bi-decay", "linrec-bi"]
+UNI = [name for name, entry in MODELS.items() if entry.causal]
+BI = [name for name, entry in MODELS.items() if not entry.causal]
 NAMES = UNI + BI
 
 
@@ -24,8 +27,9 @@ def tiny_model(name, dtype=np.float64, **kwargs):
 
 
 def heads(name):
-    """Two heads where the model has heads (Hydra has one per feature and takes none)."""
-    return {} if "hydra" in name else {"num_heads": 2}
+    """Two heads where the model's attention defaults to a number of heads (softmax, linear);
+    none where it defaults to one per feature (Hydra) or takes none (decayed Hydra)."""
+    return {"num_heads": 2} if ATTENTION_KINDS[MODELS[name].attention_kind].default_heads else {}
 
 
 def make_batch(model, rng, batch=3, length=5, num_negatives=2):
@@ -58,16 +62,18 @@ def logsumexp(x):
 
 # --------------------------------------------------------------------- building
 def test_build_model_maps_cli_names():
-    expected = {"sasrec": ("SASRec", "softmax"), "hydrarec-uni": ("HydraRecUni", "hydra"),
-                "linrec-uni": ("LinearRecUni", "linear"), "bert4rec": ("BERT4Rec", "softmax"),
-                "hydrarec-bi": ("HydraRecBi", "hydra"), "linrec-bi": ("LinearRecBi", "linear"),
-                "hydrarec-uni-decay": ("DecayedHydraRecUni", "decayed-hydra"),
-                "hydrarec-bi-decay": ("DecayedHydraRecBi", "decayed-hydra")}
-    assert set(expected) == set(models.MODELS)
-    for name, (cls, kind) in expected.items():
+    """Every registered name builds its class, whose direction and attention kind the entry
+    states; the paper's models are there under their CLI names."""
+    for name, entry in MODELS.items():
         model = models.build_model(name, 10, max_len=4, dim=8, num_layers=1)
-        assert type(model).__name__ == cls and model.attention_kind == kind
-        assert isinstance(model, models.SASRec if name in UNI else models.BERT4Rec)
+        assert type(model) is entry.model_class and model.attention_kind == entry.attention_kind
+        assert isinstance(model, models.SASRec if entry.causal else models.BERT4Rec)
+        assert entry.takes_heads == ("num_heads" in inspect.signature(entry.model_class).parameters)
+        assert entry.summary.endswith(".") and "\n" not in entry.summary
+        assert isinstance(model.blocks[0].attention, ATTENTION_KINDS[entry.attention_kind].layer)
+    assert {(name, MODELS[name].model_class.__name__) for name in ("sasrec", "hydrarec-uni", "bert4rec",
+                                                                     "hydrarec-bi")} == {
+        ("sasrec", "SASRec"), ("hydrarec-uni", "HydraRecUni"), ("bert4rec", "BERT4Rec"), ("hydrarec-bi", "HydraRecBi")}
     with pytest.raises(ValueError, match="unknown model 'gru4rec'"):
         models.build_model("gru4rec", 10)
     with pytest.raises(TypeError, match="attention"):  # each class fixes its attention

@@ -28,12 +28,14 @@ import sys
 from tinyhydra.errors import BackendError, TinyHydraError, UsageError
 
 
-def flag(default, help: str, choices=None, positional: bool = False):
+def flag(default, help, choices=None, positional: bool = False):
     """A dataclass field that :func:`parse_config` turns into a flag with this help text
-    (``positional``: an argument without a flag name, e.g. a list of files)."""
+    (``positional``: an argument without a flag name, e.g. a list of files). ``help`` and
+    ``choices`` may be functions of no argument, called when the parser is built, so that
+    a flag listing a registry (``--model``, ``--data-format``) lists what is registered then."""
     metadata = {"help": help, "positional": positional}
     if choices is not None:
-        metadata["choices"] = tuple(choices)
+        metadata["choices"] = choices if callable(choices) else tuple(choices)
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -71,6 +73,10 @@ def _kind(field) -> str:
     return kind.replace(" | None", "")
 
 
+def _called(value):
+    return value() if callable(value) else value
+
+
 def build_parser(config_class, description: str = "") -> argparse.ArgumentParser:
     """The parser of ``config_class``'s fields; flags left out are absent from the result
     (``--batch-size`` fills ``batch_size``: argparse turns dashes into underscores)."""
@@ -80,9 +86,9 @@ def build_parser(config_class, description: str = "") -> argparse.ArgumentParser
         positional = field.metadata.get("positional", False)
         name = field.name if positional else "--" + field.name.replace("_", "-")
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        text = field.metadata.get("help", "").replace("%", "%%")
-        text += "" if positional else f" (default: {default!r})"
-        choices, kind = field.metadata.get("choices"), _kind(field)
+        text, choices = (_called(field.metadata.get(key)) for key in ("help", "choices"))
+        text = (text or "").replace("%", "%%") + ("" if positional else f" (default: {default!r})")
+        kind = _kind(field)
         if kind == "bool":
             parser.add_argument(name, nargs="?", const=True, type=_boolean, metavar="true|false",
                                 help=text)

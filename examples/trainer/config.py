@@ -16,14 +16,32 @@ from dataclasses import dataclass
 from tinyhydra.errors import UsageError
 from tinyhydra.rec import models
 from tinyhydra.rec.data import DATA_FORMATS, DATASETS
+from tinyhydra.rec.registry import MODELS
 
 from .cli import flag
 
-BIDIRECTIONAL = {name for name, model_class in models.MODELS.items() if not model_class.causal}
 LOSSES = ("auto", *models.LOSSES)
 EVALS = ("both", "full", "sampled", "none")
 DEFAULT_MAX_LEN = 200  # --max-len of a --data file that names no --dataset
 SAMPLED_EVAL_NEGATIVES = 100  # the sampled protocol ranks each target among this many items
+
+
+def bidirectional(model: str) -> bool:
+    """Whether the registered ``model`` is bidirectional (BERT4Rec-style: cloze training, the
+    bidirectional recipe); an unknown name is not."""
+    return model in MODELS and not MODELS[model].causal
+
+
+def data_format_choices() -> tuple[str, ...]:
+    return ("auto", *DATA_FORMATS)
+
+
+def model_help() -> str:
+    """The --model help: the registered models by direction."""
+    names = {direction: ", ".join(name for name, entry in MODELS.items() if entry.direction == direction)
+             for direction in ("causal", "bidirectional")}
+    return (f"causal (SASRec-style: {names['causal']}) or bidirectional (BERT4Rec-style: "
+            f"{names['bidirectional']}) model; the default is the best measured, at O(L*D)")
 
 
 @dataclass
@@ -33,10 +51,8 @@ class Config:
                         choices=DATASETS)
     data: str = flag("", "a local data file (layout: --data-format); '' = the --dataset, downloaded")
     data_format: str = flag("auto", "layout of --data; auto = detected from the file",
-                            choices=("auto", *DATA_FORMATS))
-    model: str = flag("hydrarec-uni-decay", "causal (SASRec-style) or bidirectional "
-                      "(BERT4Rec-style) model; the default is the best measured, at O(L*D)",
-                      choices=models.MODELS)
+                            choices=data_format_choices)
+    model: str = flag("hydrarec-uni-decay", model_help, choices=lambda: tuple(MODELS))
     device: str = flag("cpu", "gpu needs CuPy", choices=("cpu", "gpu"))
     epochs: int = flag(100, "at most this many passes over the training data (bidirectional "
                             "models: 150)")
@@ -91,7 +107,7 @@ BIDIRECTIONAL_RECIPE = {"epochs": 150, "mask_last": 1.0}
 
 def with_recipe(config: Config, given: set[str]) -> Config:
     """``config`` with its direction's recipe for every recipe flag not in ``given``."""
-    if config.model in BIDIRECTIONAL:
+    if bidirectional(config.model):
         for name, value in BIDIRECTIONAL_RECIPE.items():
             if name not in given:
                 setattr(config, name, value)
@@ -99,9 +115,9 @@ def with_recipe(config: Config, given: set[str]) -> Config:
 
 
 def model_default(model: str, argument: str):
-    """The default of ``argument`` (e.g. "dim") in the constructor of ``models.MODELS[model]``
-    or, when that class passes it on, of the first base class that names it."""
-    for klass in models.MODELS[model].__mro__:
+    """The default of ``argument`` (e.g. "dim") in the constructor of the class of ``model``
+    (a key of ``MODELS``) or, when that class passes it on, of the first base class that names it."""
+    for klass in MODELS[model].model_class.__mro__:
         parameter = inspect.signature(klass.__init__).parameters.get(argument)
         if parameter is not None and parameter.default is not inspect.Parameter.empty:
             return parameter.default
@@ -111,12 +127,12 @@ def model_default(model: str, argument: str):
 def model_kwargs(config: Config) -> dict:
     """Keyword arguments of the model class from the flags that are set; a set flag the
     class does not take (``--heads`` for decayed Hydra: one head per feature) is a UsageError."""
-    accepted = inspect.signature(models.MODELS[config.model]).parameters
+    accepted = inspect.signature(MODELS[config.model].model_class).parameters
     flags = {  # model argument -> (its flag, its value, or None when the flag is not set)
         "dim": ("--dim", config.dim or None),
         "num_heads": ("--heads", config.heads or None),
         "dropout": ("--dropout", config.dropout if config.dropout >= 0 else None),
-        "mask_prob": ("--mask-prob", config.mask_prob if config.model in BIDIRECTIONAL else None),
+        "mask_prob": ("--mask-prob", config.mask_prob if bidirectional(config.model) else None),
         "conv": ("--conv", config.conv or None),
         "head_norm": ("--head-norm", config.head_norm if config.head_norm != "global" else None),
         "learn_decay": ("--fixed-decay", False if config.fixed_decay else None),
@@ -144,7 +160,7 @@ def validate(config: Config) -> Config:
         _require(getattr(config, name) >= 1, name, getattr(config, name), "must be >= 1")
     _require(config.dataset in DATASETS or (config.data and not config.dataset), "dataset", config.dataset,
              f"must be one of {', '.join(DATASETS)} (or give a local file with --data)")
-    _require(config.data_format in ("auto", *DATA_FORMATS), "data_format", config.data_format,
+    _require(config.data_format in data_format_choices(), "data_format", config.data_format,
              f"must be auto or one of {', '.join(DATA_FORMATS)}")
     _require(config.data_format == "auto" or config.data, "data_format", config.data_format,
              f"is the layout of a --data file; --dataset {config.dataset} has its own, leave it out")
@@ -159,14 +175,13 @@ def validate(config: Config) -> Config:
              "must be in [0, 1) (or < 0 for the model's default)")
     _require(config.ema < 1.0, "ema", config.ema, "must be in [0, 1) (0 = off; e.g. 0.998)")
     _require(config.ema >= 0.0, "ema", config.ema, "must be in [0, 1) (0 = off; e.g. 0.998)")
-    _require(config.model in models.MODELS, "model", config.model,
-             f"must be one of {', '.join(models.MODELS)}")
+    _require(config.model in MODELS, "model", config.model, f"must be one of {', '.join(MODELS)}")
     _require(config.loss in LOSSES, "loss", config.loss, f"must be one of {', '.join(LOSSES)}")
     _require(config.eval in EVALS, "eval", config.eval, f"must be one of {', '.join(EVALS)}")
-    bidirectional = config.model in BIDIRECTIONAL
-    _require(not (bidirectional and config.loss == "bce"), "loss", config.loss,
+    is_bidirectional = bidirectional(config.model)
+    _require(not (is_bidirectional and config.loss == "bce"), "loss", config.loss,
              "is SASRec's loss; bidirectional models use ce or sampled")
-    _require(not (bidirectional and config.max_len < 2), "max_len", config.max_len,
+    _require(not (is_bidirectional and config.max_len < 2), "max_len", config.max_len,
              "must be >= 2 for a bidirectional model (its last position is the [MASK] to predict)")
     dim = config.dim or model_default(config.model, "dim")
     heads = config.heads or model_default(config.model, "num_heads") or dim  # None: H = D

@@ -145,9 +145,17 @@ def rowdot(a, b):
     return xp.einsum("...i,...i->...", a, b)[..., None]
 
 
+def _swapped_axes(ndim, a, b):
+    """The axes 0..ndim-1 with ``a`` and ``b`` exchanged, for ``transpose`` (which an array
+    and a Tensor both have, so every helper below serves the ops and the composed references)."""
+    axes = list(range(ndim))
+    axes[a], axes[b] = axes[b], axes[a]
+    return axes
+
+
 def swap_last(x):
-    """x^T over the last two axes (a view)."""
-    return x.swapaxes(-1, -2)
+    """x^T over the last two axes (a view of an array; a Transpose of a Tensor)."""
+    return x.transpose(*_swapped_axes(x.ndim, -1, -2))
 
 
 def check_num_heads(fn_name, num_heads, *arrays):
@@ -164,12 +172,14 @@ def check_num_heads(fn_name, num_heads, *arrays):
 
 
 def split_heads(x, num_heads):
-    """(..., L, H*dh) -> (..., H, L, dh): H contiguous heads of dh features (a view when possible)."""
+    """(..., L, H*dh) -> (..., H, L, dh): H contiguous heads of dh features (a view when
+    possible); an array or a Tensor."""
     *lead, length, features = x.shape
-    return x.reshape(*lead, length, num_heads, features // num_heads).swapaxes(-3, -2)
+    x = x.reshape(*lead, length, num_heads, features // num_heads)  # (..., L, H, dh)
+    return x.transpose(*_swapped_axes(x.ndim, -3, -2))
 
 
 def merge_heads(x):
     """(..., H, L, dh) -> (..., L, H*dh), the inverse of :func:`split_heads`."""
     *lead, heads, length, features = x.shape
-    return x.swapaxes(-3, -2).reshape(*lead, length, heads * features)
+    return x.transpose(*_swapped_axes(x.ndim, -3, -2)).reshape(*lead, length, heads * features)

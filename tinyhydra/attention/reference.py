@@ -1,10 +1,11 @@
-r"""Quadratic reference forms of the three attentions, built from composed Tensor ops.
+r"""Quadratic reference forms of the attention ops, built from composed Tensor ops.
 
 Each function here writes the attention matrix out explicitly, as the equations
 read, using only the primitive ops of :mod:`tinyhydra.engine.ops` (``@ * / exp sum``,
 ``MaskedFill``, ``ClampMin``, ``Relu``). Autograd therefore differentiates them
 independently of the hand-written backwards in :mod:`tinyhydra.attention.hydra`,
-:mod:`tinyhydra.attention.softmax_attention` and :mod:`tinyhydra.attention.linear_attention`, which is what
+:mod:`tinyhydra.attention.decayed_hydra`, :mod:`tinyhydra.attention.softmax_attention` and
+:mod:`tinyhydra.attention.linear_attention`, which is what
 the tests compare against. They cost O(L^2)
 memory (Hydra's reference even O(D L^2)): for teaching and testing only.
 
@@ -25,7 +26,7 @@ from ..engine import backend, ops
 from ..engine.tensor import Tensor
 from .hydra import HYDRA_EPS
 from .linear_attention import LINEAR_ATTENTION_EPS
-from .masking import as_bool_mask, check_qkv
+from .masking import as_bool_mask, check_qkv, merge_heads, split_heads, swap_last
 
 __all__ = [
     "softmax_attention_reference", "hydra_attention_reference", "linear_attention_reference",
@@ -35,13 +36,6 @@ __all__ = [
 
 def _tensor(x) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
-
-
-def _swap_last(x: Tensor) -> Tensor:
-    """x^T over the last two axes."""
-    axes = list(range(x.ndim))
-    axes[-1], axes[-2] = axes[-2], axes[-1]
-    return x.transpose(*axes)
 
 
 def _constant(array, like: Tensor) -> Tensor:
@@ -82,7 +76,7 @@ def softmax_attention_reference(q, k, v, mask=None) -> Tensor:
     q, k, v = _tensor(q), _tensor(k), _tensor(v)
     check_qkv("softmax_attention_reference", q.data, k.data, v.data)
     xp = backend.get_array_module(q.data)
-    scores = (q @ _swap_last(k)) * (1.0 / math.sqrt(q.shape[-1]))  # (..., L, S)
+    scores = (q @ swap_last(k)) * (1.0 / math.sqrt(q.shape[-1]))  # (..., L, S)
     if mask is None:
         shift = scores.data.max(axis=-1, keepdims=True)
         exps = (scores - _constant(shift, scores)).exp()
@@ -111,21 +105,6 @@ def _key_weights(key_mask, causal, q_len, k_len, like, fn_name, batch_shape):
     return weight
 
 
-def _heads(x: Tensor, num_heads: int) -> Tensor:
-    """(..., L, H*dh) -> (..., H, L, dh), composed (reshape and transpose)."""
-    *batch, length, features = x.shape
-    n = len(batch)
-    to_heads = tuple(range(n)) + (n + 1, n, n + 2)  # (..., L, H, dh) -> (..., H, L, dh)
-    return x.reshape(*batch, length, num_heads, features // num_heads).transpose(*to_heads)
-
-
-def _merge(x: Tensor) -> Tensor:
-    """(..., H, L, dh) -> (..., L, H*dh), composed."""
-    *batch, heads, length, features = x.shape
-    n = len(batch)
-    return x.transpose(*range(n), n + 1, n, n + 2).reshape(*batch, length, heads * features)
-
-
 def hydra_attention_reference(q, k, v, causal=False, key_mask=None, eps: float = HYDRA_EPS,
                               num_heads=None, normalize: str = "global") -> Tensor:
     """Hydra as H cosine attention heads of dh = D/H features, each with its own L x L matrix:
@@ -144,16 +123,16 @@ def hydra_attention_reference(q, k, v, causal=False, key_mask=None, eps: float =
     *batch, q_len, features = q.shape
     num_heads = features if num_heads is None else num_heads
     if normalize == "global":
-        q_h = _heads(cosine_feature_map_reference(q, eps), num_heads)  # (..., H, L, dh)
-        k_h = _heads(cosine_feature_map_reference(k, eps), num_heads)
+        q_h = split_heads(cosine_feature_map_reference(q, eps), num_heads)  # (..., H, L, dh)
+        k_h = split_heads(cosine_feature_map_reference(k, eps), num_heads)
     else:
-        q_h = cosine_feature_map_reference(_heads(q, num_heads), eps)
-        k_h = cosine_feature_map_reference(_heads(k, num_heads), eps)
+        q_h = cosine_feature_map_reference(split_heads(q, num_heads), eps)
+        k_h = cosine_feature_map_reference(split_heads(k, num_heads), eps)
     weight = _key_weights(key_mask, causal, q_len, k.shape[-2], q.data, "hydra_attention_reference",
                           tuple(batch))
     weight = weight[..., None, :, :]  # (..., 1, L, S): the same for every head
-    scores = (q_h @ _swap_last(k_h)) * _constant(weight, q_h)  # A (..., H, L, S)
-    return _merge(scores @ _heads(v, num_heads))  # (..., L, D)
+    scores = (q_h @ swap_last(k_h)) * _constant(weight, q_h)  # A (..., H, L, S)
+    return merge_heads(scores @ split_heads(v, num_heads))  # (..., L, D)
 
 
 def _decay_matrices(decay, length, causal) -> Tensor:
@@ -190,16 +169,14 @@ def decayed_hydra_attention_reference(q, k, v, decay, causal=False, key_mask=Non
     check_qkv("decayed_hydra_attention_reference", q.data, k.data, v.data,
               same_length=True, same_value_dim=True)
     *batch, length, features = q.shape
-    ndim = q.ndim
-    to_heads = tuple(range(ndim - 2)) + (ndim - 1, ndim - 2)
-    q_f = cosine_feature_map_reference(q, eps).transpose(*to_heads).reshape(*batch, features, length, 1)
-    k_f = cosine_feature_map_reference(k, eps).transpose(*to_heads).reshape(*batch, features, 1, length)
-    v_f = v.transpose(*to_heads).reshape(*batch, features, length, 1)
+    q_f = swap_last(cosine_feature_map_reference(q, eps)).reshape(*batch, features, length, 1)
+    k_f = swap_last(cosine_feature_map_reference(k, eps)).reshape(*batch, features, 1, length)
+    v_f = swap_last(v).reshape(*batch, features, length, 1)
     keys = _key_weights(key_mask, False, length, length, q.data,
                         "decayed_hydra_attention_reference", tuple(batch))[..., None, :, :]
     scores = q_f * k_f * _decay_matrices(decay, length, causal) * _constant(keys, q_f)
     out = (scores @ v_f).reshape(*batch, features, length)  # (..., D, L)
-    return out.transpose(*to_heads)  # (..., L, D)
+    return swap_last(out)  # (..., L, D)
 
 
 # ------------------------------------------------------------------- linear attention
@@ -218,11 +195,11 @@ def linear_attention_reference(q, k, v, num_heads, causal=False, key_mask=None,
             f"dimensions of q/k ({q.shape[-1]}) and v ({v.shape[-1]})"
         )
     *batch, q_len, _ = q.shape
-    q_h = elu_feature_map_reference(_heads(q, num_heads))  # (..., H, L, dh)
-    k_h = elu_feature_map_reference(_heads(k, num_heads))
-    v_h = _heads(v, num_heads)
+    q_h = elu_feature_map_reference(split_heads(q, num_heads))  # (..., H, L, dh)
+    k_h = elu_feature_map_reference(split_heads(k, num_heads))
+    v_h = split_heads(v, num_heads)
     weight = _key_weights(key_mask, causal, q_len, k.shape[-2], q.data, "linear_attention_reference",
                           tuple(batch))
-    scores = (q_h @ _swap_last(k_h)) * _constant(weight[..., None, :, :], q_h)  # (..., H, L, S)
+    scores = (q_h @ swap_last(k_h)) * _constant(weight[..., None, :, :], q_h)  # (..., H, L, S)
     out = (scores @ v_h) / (scores.sum(axis=-1, keepdims=True) + eps)  # (..., H, L, dvh)
-    return _merge(out)
+    return merge_heads(out)

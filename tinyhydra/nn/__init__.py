@@ -7,7 +7,8 @@ Read in this order:
    train/eval, state dicts) and ``ModuleList``;
 2. :mod:`.layers`: Linear, Embedding, LayerNorm, Dropout, FeedForward, DepthwiseConv1d;
 3. :mod:`.attention_layers`: the attention kinds as layers (projections around an op of
-   :mod:`tinyhydra.attention`) and the registry ``ATTENTION_KINDS`` that names them;
+   :mod:`tinyhydra.attention`), the registry ``ATTENTION_KINDS`` that names them and
+   ``register_attention``, the way a new kind gets in;
 4. :mod:`.block`: ``TransformerBlock``, the encoder layer SASRec and BERT4Rec share;
 5. :mod:`.optim` and :mod:`.flat`: SGD, Adam, the weight average (ExponentialMovingAverage) and the
    flat buffer that lets an optimizer update every parameter in one array operation.
@@ -16,12 +17,15 @@ from __future__ import annotations
 
 from .attention_layers import (
     ATTENTION_KINDS,
+    AttentionKind,
     DecayedHydraAttention,
     HydraAttention,
     LinearAttention,
     MultiHeadSoftmaxAttention,
+    ProjectedAttention,
     half_life_decays,
     make_attention,
+    register_attention,
 )
 from .block import TransformerBlock
 from .layers import DepthwiseConv1d, Dropout, Embedding, FeedForward, LayerNorm, Linear
@@ -29,8 +33,8 @@ from .module import Module, ModuleList, Parameter
 
 __all__ = [
     "Parameter", "Module", "ModuleList", "Linear", "Embedding", "LayerNorm", "Dropout",
-    "FeedForward", "DepthwiseConv1d", "MultiHeadSoftmaxAttention", "HydraAttention",
-    "DecayedHydraAttention", "LinearAttention", "ATTENTION_KINDS", "make_attention",
-    "half_life_decays", "TransformerBlock",
+    "FeedForward", "DepthwiseConv1d", "ProjectedAttention", "MultiHeadSoftmaxAttention",
+    "HydraAttention", "DecayedHydraAttention", "LinearAttention", "AttentionKind", "ATTENTION_KINDS",
+    "register_attention", "make_attention", "half_life_decays", "TransformerBlock",
 ]
 

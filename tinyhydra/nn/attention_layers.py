@@ -3,18 +3,23 @@
 Every attention module has the same interface,
 ``forward(x (B, L, D), causal: bool, key_mask (B, L) bool or None) -> (B, L, D)``,
 so :class:`~tinyhydra.nn.TransformerBlock` (shared by SASRec and BERT4Rec) takes the
-attention kind as a string (:func:`make_attention`): ``"softmax"``, ``"hydra"``,
-``"decayed-hydra"`` or ``"linear"``. All four are re-exported by :mod:`tinyhydra.nn`.
+attention kind as a string (:func:`make_attention`). The kinds are the registry
+``ATTENTION_KINDS`` (name -> :class:`AttentionKind`: the layer class, the op it calls, its
+heads, its directions, a summary); :func:`register_attention` is the only way in, for the
+built-in kinds too, so a new kind is one subclass of :class:`ProjectedAttention` and one
+decorator (docs/extending.md).
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import functional as F
 from ..attention.decayed_hydra import half_life
-from ..attention.masking import causal_mask, check_flag, check_key_mask
+from ..attention.masking import causal_mask, check_flag, check_key_mask, merge_heads, split_heads
 from ..engine import backend
 from ..engine.graph import no_grad
 from ..engine.tensor import Tensor, raw
@@ -22,12 +27,66 @@ from .layers import DepthwiseConv1d, Dropout, Linear
 from .module import Module, Parameter
 
 __all__ = [
-    "MultiHeadSoftmaxAttention", "HydraAttention", "DecayedHydraAttention", "LinearAttention",
-    "ATTENTION_KINDS", "make_attention", "half_life_decays",
+    "ProjectedAttention", "MultiHeadSoftmaxAttention", "HydraAttention", "DecayedHydraAttention",
+    "LinearAttention", "AttentionKind", "ATTENTION_KINDS", "register_attention", "make_attention",
+    "half_life_decays",
 ]
+DIRECTIONS = ("causal", "bidirectional")
 
 
-class _ProjectedAttention(Module):
+@dataclass(frozen=True)
+class AttentionKind:
+    """One entry of ``ATTENTION_KINDS``.
+
+    layer:         the module class, ``layer(dim, num_heads, dropout, **options)``, or
+                   ``layer(dim, dropout=dropout, **options)`` when it takes no heads;
+    op:            the functional op its ``attend`` calls (e.g. ``F.hydra_attention``);
+    takes_heads:   whether ``num_heads`` reaches the layer;
+    default_heads: the heads when ``num_heads`` is None; None = one head per feature (H = D);
+    directions:    the directions it supports, a subset of ("causal", "bidirectional");
+    summary:       one line for tables and ``--help``.
+    """
+
+    name: str
+    layer: type
+    op: Callable
+    takes_heads: bool
+    default_heads: int | None
+    directions: tuple[str, ...]
+    summary: str
+
+    def build(self, dim: int, num_heads: int | None = None, dropout: float = 0.0, **options) -> Module:
+        """The layer; ``num_heads`` None is ``default_heads``, ignored when it takes none."""
+        direction = DIRECTIONS[0] if options.get("causal", True) else DIRECTIONS[1]
+        if direction not in self.directions:
+            raise ValueError(f"attention kind {self.name!r} is not {direction}; it supports "
+                             f"{' and '.join(self.directions)}")
+        if not self.takes_heads:
+            return self.layer(dim, dropout=dropout, **options)
+        return self.layer(dim, self.default_heads if num_heads is None else num_heads, dropout, **options)
+
+
+ATTENTION_KINDS: dict[str, AttentionKind] = {}
+
+
+def register_attention(name: str, op: Callable, summary: str, *, takes_heads: bool = True,
+                       default_heads: int | None = 1, directions: tuple[str, ...] = DIRECTIONS):
+    """Class decorator: registers the layer under ``name`` in ``ATTENTION_KINDS`` (the fields of
+    :class:`AttentionKind`); a taken name or an unknown direction is a ValueError."""
+    if name in ATTENTION_KINDS:
+        raise ValueError(f"attention kind {name!r} is already registered; pick another name")
+    if not directions or set(directions) - set(DIRECTIONS):
+        raise ValueError(f"directions must be a non-empty subset of {DIRECTIONS}, got {directions}")
+
+    def register(layer: type) -> type:
+        ATTENTION_KINDS[name] = AttentionKind(name, layer, op, takes_heads,
+                                              default_heads if takes_heads else None,
+                                              tuple(directions), summary)
+        return layer
+    return register
+
+
+class ProjectedAttention(Module):
     """What every attention kind shares: Q, K, V projections, an attention function on
     (B, L, D), dropout on its output (the fused kernels have no attention-probability
     dropout, so the attended values are dropped instead), and the output projection.
@@ -69,7 +128,9 @@ def _check_heads(dim, num_heads):
         raise ValueError(f"num_heads={num_heads} must be >= 1 and divide dim={dim}")
 
 
-class MultiHeadSoftmaxAttention(_ProjectedAttention):
+@register_attention("softmax", F.softmax_attention, "scaled dot-product attention, O(L^2 D) (SASRec, "
+                    "BERT4Rec)")
+class MultiHeadSoftmaxAttention(ProjectedAttention):
     """Scaled dot-product attention with ``num_heads`` heads of dim/num_heads features.
 
     The mask handed to ``F.softmax_attention`` is causal (L, L) AND key_mask (B, 1, 1, L),
@@ -82,13 +143,8 @@ class MultiHeadSoftmaxAttention(_ProjectedAttention):
         super().__init__(dim, dropout, **options)
         self.num_heads = num_heads
 
-    def _split_heads(self, x: Tensor) -> Tensor:
-        batch, length, dim = x.shape
-        x = x.reshape(batch, length, self.num_heads, dim // self.num_heads)  # (B, L, H, D/H)
-        return x.transpose(0, 2, 1, 3)  # (B, H, L, D/H)
-
     def attend(self, q, k, v, causal, key_mask):
-        batch, length, dim = q.shape
+        length = q.shape[1]
         mask = None
         if key_mask is not None:
             key_mask = backend.to_device(raw(key_mask), backend.device_of(q.data))
@@ -96,16 +152,16 @@ class MultiHeadSoftmaxAttention(_ProjectedAttention):
         if causal:
             tril = causal_mask(length, like=q)  # (L, L): query i sees keys t <= i
             mask = tril if mask is None else mask & tril  # (B, 1, L, L)
-        context = F.softmax_attention(
-            self._split_heads(q), self._split_heads(k), self._split_heads(v), mask=mask
-        )  # (B, H, L, D/H)
-        return context.transpose(0, 2, 1, 3).reshape(batch, length, dim)  # (B, L, D)
+        heads = [split_heads(x, self.num_heads) for x in (q, k, v)]  # (B, H, L, D/H) each
+        return merge_heads(F.softmax_attention(*heads, mask=mask))  # (B, H, L, D/H) -> (B, L, D)
 
     def extra_repr(self):
         return f"dim={self.dim}, num_heads={self.num_heads}"
 
 
-class HydraAttention(_ProjectedAttention):
+@register_attention("hydra", F.hydra_attention, "Hydra: cosine linear attention, one head per feature, "
+                    "O(L D) (the HydraRec paper)", default_heads=None)
+class HydraAttention(ProjectedAttention):
     """Hydra attention (Bolya et al. 2022): as many heads as features, linear in L.
 
     The HydraRec paper's attention: ``F.hydra_attention(q, k, v, causal=..., key_mask=...)``.
@@ -137,7 +193,9 @@ def half_life_decays(dim: int, longest: int) -> np.ndarray:
     return 2.0 ** (-1.0 / half_lives)
 
 
-class DecayedHydraAttention(_ProjectedAttention):
+@register_attention("decayed-hydra", F.decayed_hydra_attention, "Hydra whose context decays "
+                    "with distance, a learned rate per feature, O(L D)", takes_heads=False)
+class DecayedHydraAttention(ProjectedAttention):
     """Hydra attention whose context forgets: ``F.decayed_hydra_attention`` with one decay
     per feature (and per direction when bidirectional), decay = sigmoid(decay_logit).
 
@@ -182,7 +240,9 @@ class DecayedHydraAttention(_ProjectedAttention):
         return f"dim={self.dim}, causal={self.causal}, learn_decay={self.learn_decay}"
 
 
-class LinearAttention(_ProjectedAttention):
+@register_attention("linear", F.linear_attention, "elu+1 linear attention per head, O(L D^2 / H) "
+                    "(Katharopoulos et al. 2020)")
+class LinearAttention(ProjectedAttention):
     """Linear attention with the elu+1 feature map (Katharopoulos et al. 2020), per head."""
 
     def __init__(self, dim: int, num_heads: int = 1, dropout: float = 0.0, **options):
@@ -197,22 +257,13 @@ class LinearAttention(_ProjectedAttention):
         return f"dim={self.dim}, num_heads={self.num_heads}"
 
 
-ATTENTION_KINDS = ("softmax", "hydra", "decayed-hydra", "linear")
-
-
 def make_attention(kind: str, dim: int, num_heads: int | None = None, dropout: float = 0.0,
                    **options) -> Module:
-    """The attention module for ``kind``: "softmax", "hydra", "decayed-hydra" (num_heads
-    unused: one head per feature) or "linear". ``num_heads`` None is the kind's default:
-    1 for softmax and linear, one per feature (H = dim) for hydra. ``options``: ``conv``
-    and ``causal`` for every kind, ``max_len`` and ``learn_decay`` for "decayed-hydra"."""
-    if kind == "hydra":
-        return HydraAttention(dim, num_heads, dropout, **options)
-    if kind == "decayed-hydra":
-        return DecayedHydraAttention(dim, dropout, **options)
-    num_heads = 1 if num_heads is None else num_heads
-    if kind == "softmax":
-        return MultiHeadSoftmaxAttention(dim, num_heads, dropout, **options)
-    if kind == "linear":
-        return LinearAttention(dim, num_heads, dropout, **options)
-    raise ValueError(f"unknown attention kind {kind!r}; expected one of {ATTENTION_KINDS}")
+    """The attention module of ``kind``, a key of ``ATTENTION_KINDS``. ``num_heads`` None is
+    the kind's default (1 for softmax and linear, one per feature for hydra); a kind that takes
+    no heads (decayed-hydra) ignores it. ``options``: ``conv`` and ``causal`` for every kind,
+    the layer's own (``max_len``, ``learn_decay`` for "decayed-hydra")."""
+    if kind not in ATTENTION_KINDS:
+        raise ValueError(f"unknown attention kind {kind!r}; expected one of {', '.join(ATTENTION_KINDS)} "
+                         f"(nn.register_attention adds one)")
+    return ATTENTION_KINDS[kind].build(dim, num_heads, dropout, **options)

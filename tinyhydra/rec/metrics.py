@@ -10,10 +10,16 @@ Two protocols, both on the rank of the held-out target item:
 Ranks are 0-based (0 = best) and ties are pessimistic: every other candidate
 scoring >= the target counts as ahead of it, so a constant model gets the
 worst rank rather than the best.
+
+The metrics of a rank are the registry ``METRICS`` (name -> :class:`Metric`): HR@k, NDCG@k
+and MRR are registered by :func:`register_metric`, the only way in; ``metrics.json``, the
+training script's table, ``scripts/compare_runs.py`` and the tests read the registry, so a
+new metric (Recall@20, say) is one registered function (docs/extending.md).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -62,27 +68,73 @@ def sampled_rank(target_scores: np.ndarray, negative_scores: np.ndarray) -> np.n
     return (negative_scores >= target_scores[:, None]).sum(axis=1)
 
 
+@dataclass(frozen=True)
+class Metric:
+    """One entry of ``METRICS``: ``per_user(ranks (U,), k) -> (U,)`` values from 0-based ranks
+    (the metric is their mean), a one-line ``description``; ``cutoff`` False: no k (k is None);
+    ``ks``: its own cutoffs, () = the evaluation's (1, 5, 10)."""
+
+    name: str
+    per_user: Callable[[np.ndarray, int | None], np.ndarray]
+    description: str
+    cutoff: bool = True
+    ks: tuple[int, ...] = ()
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(name: str, description: str, *, cutoff: bool = True, ks: Sequence[int] = ()):
+    """Decorator: registers ``per_user(ranks, k)`` in ``METRICS`` under ``name`` (reported as
+    ``name@k`` for each cutoff, or ``name`` when ``cutoff`` is False)."""
+    if name in METRICS or "@" in name or "/" in name:
+        raise ValueError(f"metric name {name!r} is taken or holds '@' or '/'; pick another")
+
+    def register(per_user):
+        METRICS[name] = Metric(name, per_user, description, cutoff, tuple(ks))
+        return per_user
+    return register
+
+
+@register_metric("HR", "hit rate: [rank < k], the target among the top k")
+def hit_rate(ranks, k):
+    return ranks < k
+
+
+@register_metric("NDCG", "1 / log2(rank + 2) if rank < k else 0 (one relevant item, so IDCG = 1)")
+def ndcg(ranks, k):
+    return np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)
+
+
+@register_metric("MRR", "reciprocal rank 1 / (rank + 1), no cutoff", cutoff=False)
+def reciprocal_rank(ranks, k=None):
+    return 1.0 / (ranks + 1.0)
+
+
+def metric_names(ks: Sequence[int] = (1, 5, 10)) -> list[str]:
+    """The names a rank gets metrics under, in ``METRICS`` order: ``["HR@1", ..., "MRR"]``."""
+    return [f"{metric.name}@{k}" if metric.cutoff else metric.name
+            for metric in METRICS.values() for k in ((metric.ks or ks) if metric.cutoff else (None,))]
+
+
 def per_user_values(ranks: np.ndarray, name: str) -> np.ndarray:
-    """Each user's value of the metric ``name`` ("HR@K", "NDCG@K" or "MRR") from their 0-based
-    rank: HR@K = [rank < K]; NDCG@K = 1 / log2(rank + 2) if rank < K else 0 (one relevant
-    item, so IDCG = 1); MRR = 1 / (rank + 1), no cutoff. The metric is their mean."""
-    ranks = np.asarray(ranks)
-    if name == "MRR":
-        return 1.0 / (ranks + 1.0)
-    kind, _, k = name.partition("@")
-    if kind not in ("HR", "NDCG") or not k.isdigit():
-        raise ValueError(f"metric must be HR@K, NDCG@K or MRR, got {name!r}")
-    hit = ranks < int(k)
-    return hit if kind == "HR" else np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0)
+    """Each user's value of the metric ``name`` ("HR@10", "MRR": a key of ``METRICS``, with
+    "@k" when it has a cutoff) from their 0-based rank; the metric is their mean."""
+    kind, at, k = name.partition("@")
+    metric = METRICS.get(kind)
+    if metric is None or metric.cutoff != bool(at) or (at and not k.isdigit()):
+        known = [f"{m.name}@K" if m.cutoff else m.name for m in METRICS.values()]
+        raise ValueError(f"metric must be {' or '.join(filter(None, [', '.join(known[:-1]), known[-1]]))}, "
+                         f"got {name!r}")
+    return metric.per_user(np.asarray(ranks), int(k) if at else None)
 
 
 def metrics_from_ranks(ranks: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """HR@K, NDCG@K and MRR (:func:`per_user_values`), averaged over users."""
+    """Every metric of ``METRICS`` (:func:`metric_names`), averaged over users."""
     ranks = np.asarray(ranks)
     if ranks.size == 0:
         raise ValueError("no ranks to average (no user has a target?)")
-    names = [f"HR@{k}" for k in ks] + [f"NDCG@{k}" for k in ks] + ["MRR"]
-    return {name: float(np.mean(per_user_values(ranks, name))) for name in names}
+    return {name: float(np.mean(per_user_values(ranks, name))) for name in metric_names(ks)}
 
 
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = 10_000, level: float = 0.95,

@@ -18,8 +18,8 @@ scores                h E^T                        h E^T + b ([MASK] row left ou
 
 Each attention kind is a subclass with a name of its own: HydraRecUni / HydraRecBi
 (the paper's Hydra), DecayedHydraRecUni / DecayedHydraRecBi (Hydra whose context
-decays with distance), LinearRecUni / LinearRecBi (elu+1). :func:`build_model` maps
-the CLI names to classes.
+decays with distance), LinearRecUni / LinearRecBi (elu+1), each registered under its CLI
+name by :func:`~tinyhydra.rec.registry.register_model`.
 
 Positions are right-aligned: the last input column always gets position
 ``max_len - 1``. An input shorter than ``max_len`` is therefore exactly the tail of
@@ -37,10 +37,12 @@ from ..engine.embedding import as_ids
 from ..engine.graph import no_grad
 from ..engine.tensor import Tensor
 from ..nn import Dropout, Embedding, LayerNorm, Linear, Module, ModuleList, Parameter, TransformerBlock
+from .registry import MODELS, ModelEntry, build_model, register_model
 
 __all__ = [
     "SequentialRecommender", "SASRec", "BERT4Rec", "HydraRecUni", "HydraRecBi",
-    "DecayedHydraRecUni", "DecayedHydraRecBi", "LinearRecUni", "LinearRecBi", "MODELS", "LOSSES", "build_model",
+    "DecayedHydraRecUni", "DecayedHydraRecBi", "LinearRecUni", "LinearRecBi", "MODELS", "ModelEntry",
+    "register_model", "LOSSES", "build_model",
 ]
 
 LOSSES = ("ce", "sampled", "bce")
@@ -56,6 +58,9 @@ class SequentialRecommender(Module):
 
     causal: bool = False
     attention_kind: str = "softmax"  # a kind of nn.make_attention; fixed by each model class
+    # options of its attention layers beyond conv and causal: option -> the attribute holding it
+    # (set before the blocks are built)
+    attention_attributes: dict[str, str] = {}
 
     def __init__(self, num_items: int, max_len: int, dim: int, num_layers: int, num_heads: int,
                  dropout: float, num_embeddings: int, hidden: int, activation: str,
@@ -68,7 +73,8 @@ class SequentialRecommender(Module):
         if conv < 0:
             raise ValueError(f"{type(self).__name__}: conv is a width (0 = off), got {conv}")
         self.num_items, self.max_len, self.dim = num_items, max_len, dim
-        options = {"conv": conv, "causal": self.causal, **self.attention_options()}
+        options = {"conv": conv, "causal": self.causal,
+                   **{option: getattr(self, name) for option, name in self.attention_attributes.items()}}
         self.item_embedding = Embedding(num_embeddings, dim, padding_idx=0)
         self.position_embedding = Embedding(max_len, dim)
         self.embedding_dropout = Dropout(dropout)
@@ -79,10 +85,6 @@ class SequentialRecommender(Module):
         self.output_bias = None  # BERT4Rec: a Parameter (num_items + 1,)
 
     # ---------------------------------------------------- subclass hooks
-    def attention_options(self) -> dict:
-        """Keyword arguments for this model's attention layers beyond conv and causal."""
-        return {}
-
     def embed(self, ids) -> Tensor:
         """ids (B, L) on the model's device -> input of the first block (B, L, D)."""
         raise NotImplementedError
@@ -246,6 +248,7 @@ class SequentialRecommender(Module):
         return 2.0 * F.binary_cross_entropy_with_logits(scores, labels)
 
 
+@register_model("sasrec")
 class SASRec(SequentialRecommender):
     """SASRec (Kang & McAuley 2018): a causal encoder with softmax attention.
 
@@ -271,6 +274,51 @@ class SASRec(SequentialRecommender):
         return self.final_norm(x)
 
 
+HYDRA_ATTRIBUTES = {"normalize": "head_norm"}  # the Hydra models' attention_attributes
+DECAY_ATTRIBUTES = {"max_len": "max_len", "learn_decay": "learn_decay"}  # the decayed models'
+
+
+@register_model("hydrarec-uni")
+class HydraRecUni(SASRec):
+    """HydraRecUni, the HydraRec paper's unidirectional model: SASRec whose attention is
+    Hydra (``F.hydra_attention``, causal; one head per feature). ``num_heads`` H dividing
+    dim: multi-head cosine linear attention with heads of dim/H features instead;
+    ``head_norm`` where its feature map normalises ("global" over all features, as Hydra,
+    or "per_head")."""
+
+    attention_kind = "hydra"
+    attention_attributes = HYDRA_ATTRIBUTES
+
+    def __init__(self, num_items: int, max_len: int = 200, dim: int = 50, num_layers: int = 2,
+                 dropout: float = 0.2, conv: int = 0, num_heads: int | None = None,
+                 head_norm: str = "global"):
+        self.head_norm = head_norm
+        super().__init__(num_items, max_len, dim, num_layers, num_heads, dropout, conv)
+
+
+@register_model("hydrarec-uni-decay")
+class DecayedHydraRecUni(SASRec):
+    """HydraRecUni with decayed Hydra attention (``nn.DecayedHydraAttention``): the causal
+    context kv_i = sum_{t<=i} a^(i-t) phi(k_t) * v_t forgets old items at a learned rate
+    per feature (``learn_decay=False``: fixed half-lives 1 .. max_len). Not in the paper."""
+
+    attention_kind = "decayed-hydra"
+    attention_attributes = DECAY_ATTRIBUTES
+
+    def __init__(self, num_items: int, max_len: int = 200, dim: int = 50, num_layers: int = 2,
+                 dropout: float = 0.2, conv: int = 0, learn_decay: bool = True):
+        self.learn_decay = learn_decay
+        super().__init__(num_items, max_len, dim, num_layers, 1, dropout, conv)
+
+
+@register_model("linrec-uni")
+class LinearRecUni(SASRec):
+    """SASRec with elu+1 linear attention (Katharopoulos et al. 2020), causal."""
+
+    attention_kind = "linear"
+
+
+@register_model("bert4rec")
 class BERT4Rec(SequentialRecommender):
     """BERT4Rec (Sun et al. 2019): a bidirectional cloze encoder with softmax attention.
 
@@ -303,31 +351,14 @@ class BERT4Rec(SequentialRecommender):
         return self.output_norm(F.gelu(self.output_projection(x)))
 
 
-class HydraRecUni(SASRec):
-    """HydraRecUni, the HydraRec paper's unidirectional model: SASRec whose attention is
-    Hydra (``F.hydra_attention``, causal; one head per feature). ``num_heads`` H dividing
-    dim: multi-head cosine linear attention with heads of dim/H features instead;
-    ``head_norm`` where its feature map normalises ("global" over all features, as Hydra,
-    or "per_head")."""
-
-    attention_kind = "hydra"
-
-    def __init__(self, num_items: int, max_len: int = 200, dim: int = 50, num_layers: int = 2,
-                 dropout: float = 0.2, conv: int = 0, num_heads: int | None = None,
-                 head_norm: str = "global"):
-        self.head_norm = head_norm  # read by attention_options() while the blocks are built
-        super().__init__(num_items, max_len, dim, num_layers, num_heads, dropout, conv)
-
-    def attention_options(self) -> dict:
-        return {"normalize": self.head_norm}
-
-
+@register_model("hydrarec-bi")
 class HydraRecBi(BERT4Rec):
     """HydraRecBi, the HydraRec paper's bidirectional model: BERT4Rec whose attention is
     Hydra (``F.hydra_attention``; one head per feature). ``num_heads`` and ``head_norm`` as
     HydraRecUni's."""
 
     attention_kind = "hydra"
+    attention_attributes = HYDRA_ATTRIBUTES
 
     def __init__(self, num_items: int, max_len: int = 200, dim: int = 64, num_layers: int = 2,
                  dropout: float = 0.1, mask_prob: float = 0.2, conv: int = 0,
@@ -335,31 +366,15 @@ class HydraRecBi(BERT4Rec):
         self.head_norm = head_norm
         super().__init__(num_items, max_len, dim, num_layers, num_heads, dropout, mask_prob, conv)
 
-    attention_options = HydraRecUni.attention_options
 
-
-class DecayedHydraRecUni(SASRec):
-    """HydraRecUni with decayed Hydra attention (``nn.DecayedHydraAttention``): the causal
-    context kv_i = sum_{t<=i} a^(i-t) phi(k_t) * v_t forgets old items at a learned rate
-    per feature (``learn_decay=False``: fixed half-lives 1 .. max_len). Not in the paper."""
-
-    attention_kind = "decayed-hydra"
-
-    def __init__(self, num_items: int, max_len: int = 200, dim: int = 50, num_layers: int = 2,
-                 dropout: float = 0.2, conv: int = 0, learn_decay: bool = True):
-        self.learn_decay = learn_decay  # read by attention_options() while the blocks are built
-        super().__init__(num_items, max_len, dim, num_layers, 1, dropout, conv)
-
-    def attention_options(self) -> dict:
-        return {"max_len": self.max_len, "learn_decay": self.learn_decay}
-
-
+@register_model("hydrarec-bi-decay")
 class DecayedHydraRecBi(BERT4Rec):
     """HydraRecBi with decayed Hydra attention: one decay per feature for earlier and one
     for later items, so the [MASK] at the end hears its recent neighbours loudest. Not in
     the paper."""
 
     attention_kind = "decayed-hydra"
+    attention_attributes = DECAY_ATTRIBUTES
 
     def __init__(self, num_items: int, max_len: int = 200, dim: int = 64, num_layers: int = 2,
                  dropout: float = 0.1, mask_prob: float = 0.2, conv: int = 0,
@@ -367,35 +382,9 @@ class DecayedHydraRecBi(BERT4Rec):
         self.learn_decay = learn_decay
         super().__init__(num_items, max_len, dim, num_layers, 1, dropout, mask_prob, conv)
 
-    attention_options = DecayedHydraRecUni.attention_options
 
-
-class LinearRecUni(SASRec):
-    """SASRec with elu+1 linear attention (Katharopoulos et al. 2020), causal."""
-
-    attention_kind = "linear"
-
-
+@register_model("linrec-bi")
 class LinearRecBi(BERT4Rec):
     """BERT4Rec with elu+1 linear attention (Katharopoulos et al. 2020), bidirectional."""
 
     attention_kind = "linear"
-
-
-MODELS = {
-    "sasrec": SASRec, "hydrarec-uni": HydraRecUni, "hydrarec-uni-decay": DecayedHydraRecUni,
-    "linrec-uni": LinearRecUni,
-    "bert4rec": BERT4Rec, "hydrarec-bi": HydraRecBi, "hydrarec-bi-decay": DecayedHydraRecBi,
-    "linrec-bi": LinearRecBi,
-}
-
-
-def build_model(name: str, num_items: int, **kwargs) -> SequentialRecommender:
-    """The model for a CLI ``name`` (a key of ``MODELS``), keyword arguments passed on.
-
-    ``build_model("hydrarec-uni", 3416, dim=50)`` is ``HydraRecUni(3416, dim=50)``.
-    """
-    key = name.lower()
-    if key not in MODELS:
-        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODELS)}")
-    return MODELS[key](num_items, **kwargs)

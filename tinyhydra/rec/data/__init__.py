@@ -30,7 +30,15 @@ from .batches import (
     cloze_batches,
     training_windows,
 )
-from .datasets import DATA_FORMATS, DATASETS, DataFormat, DataSet, detect_format, load_dataset
+from .datasets import (
+    DATA_FORMATS,
+    DATASETS,
+    DataFormat,
+    DataSet,
+    detect_format,
+    load_dataset,
+    register_data_format,
+)
 from .download import ML1M_MD5, ML1M_URL, default_cache_dir, download_file, download_ml1m, file_digest
 from .grouplens import read_movielens_ratings
 from .readers import (
@@ -54,7 +62,8 @@ from .split import (
 
 __all__ = [
     "DataFormatError", "DownloadError", "Interactions", "read_sasrec_txt", "read_movielens_ratings",
-    "read_per_user_txt", "load_dataset", "detect_format", "DATA_FORMATS", "DATASETS", "DataFormat",
+    "read_per_user_txt", "load_dataset", "detect_format", "register_data_format", "DATA_FORMATS",
+    "DATASETS", "DataFormat",
     "DataSet", "download_file", "file_digest", "write_sasrec_txt", "synthetic_interactions", "ML1M_URL", "ML1M_MD5",
     "default_cache_dir", "download_ml1m", "Split", "leave_one_out", "pad_left", "membership_mask",
     "eval_inputs", "seen_items", "sample_negatives_for_eval", "fewest_unseen_items",

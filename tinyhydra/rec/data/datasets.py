@@ -9,7 +9,7 @@ default sequence length (200 for the MovieLens sets, 50 for Beauty, as in SASRec
 from __future__ import annotations
 
 import gzip
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,18 +21,41 @@ from .readers import Interactions, _existing_file, read_per_user_txt, read_sasre
 
 @dataclass(frozen=True)
 class DataFormat:
-    """A file layout: its reader and one line saying what a line of it looks like."""
+    """A file layout: its reader, one line saying what a line of it looks like, and its
+    content sniffer ``sniff(path, lines) -> bool``: whether a file whose first non-empty lines
+    (text, at most 64 KiB of it, gunzipped) are ``lines`` is in this layout (``lines`` is
+    read only when the sniffer asks: a zip is told by its name)."""
 
     read: Callable[[object], Interactions]
     layout: str
+    sniff: Callable[[object, Sequence[str]], bool]
 
 
-DATA_FORMATS: dict[str, DataFormat] = {
-    "sasrec": DataFormat(read_sasrec_txt, "`user item`: one interaction per line (SASRec)"),
-    "per-user": DataFormat(read_per_user_txt, "`user item item ...`: one user per line (S3-Rec)"),
-    "movielens": DataFormat(read_movielens_ratings, "GroupLens ratings.dat, ratings.csv or "
-                                                    "their zip (ML-1M, ML-20M)"),
-}
+DATA_FORMATS: dict[str, DataFormat] = {}
+FALLBACK_FORMAT = "sasrec"  # what a file no sniffer claims is read as (its reader names the problem)
+
+
+def register_data_format(name: str, read: Callable[[object], Interactions], layout: str,
+                         sniff: Callable[[object, Sequence[str]], bool]) -> None:
+    """Adds a layout to ``DATA_FORMATS``: ``--data-format`` lists it, :func:`load_dataset`
+    reads it and :func:`detect_format` asks its sniffer (in registration order, so after the
+    built-in ones: the first that claims the file wins)."""
+    if name in DATA_FORMATS or name == "auto":
+        raise ValueError(f"data format {name!r} is taken; pick another name")
+    DATA_FORMATS[name] = DataFormat(read, layout, sniff)
+
+
+def _is_movielens(path, lines) -> bool:  # a zip, "::" or the ratings.csv header
+    return str(path).endswith(".zip") or bool(lines) and ("::" in lines[0] or lines[0].startswith("userId,"))
+
+
+# the first sniffer that claims a file wins: the most specific first
+register_data_format("movielens", read_movielens_ratings, "GroupLens ratings.dat, ratings.csv or their "
+                     "zip (ML-1M, ML-20M)", _is_movielens)
+register_data_format("per-user", read_per_user_txt, "`user item item ...`: one user per line (S3-Rec)",
+                     lambda path, lines: any(len(line.split()) > 2 for line in lines))
+register_data_format("sasrec", read_sasrec_txt, "`user item`: one interaction per line (SASRec)",
+                     lambda path, lines: bool(lines) and all(len(line.split()) == 2 for line in lines))
 
 
 @dataclass(frozen=True)
@@ -87,19 +110,32 @@ def _head(path, size: int = 1 << 16) -> bytes:
         return b""  # the reader names the problem
 
 
+class _Lines(Sequence):
+    """The first non-empty lines of a file (:func:`_head`), read at the first look."""
+
+    def __init__(self, path):
+        self.path, self._lines = path, None
+
+    def _read(self) -> list[str]:
+        if self._lines is None:
+            self._lines = [line for line in _head(self.path).decode("latin-1").split("\n")[:-1] if line.strip()]
+        return self._lines
+
+    def __getitem__(self, index):
+        return self._read()[index]
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+
 def detect_format(path) -> str:
-    """The name in ``DATA_FORMATS`` of the file's layout, from its name and first lines:
-    a zip, ``::`` or the ratings.csv header is movielens; a line of more than two fields
-    is per-user; two fields on every line read is sasrec (a per-user file whose first
-    lines hold one item each reads the same either way, until a longer line)."""
-    if str(path).endswith(".zip"):
-        return "movielens"
-    lines = [line for line in _head(path).decode("latin-1").split("\n")[:-1] if line.strip()]
-    if not lines:
-        return "sasrec"  # the reader reports the empty file
-    if "::" in lines[0] or lines[0].startswith("userId,"):
-        return "movielens"
-    return "per-user" if any(len(line.split()) > 2 for line in lines) else "sasrec"
+    """The name in ``DATA_FORMATS`` of the file's layout: the first format whose sniffer claims
+    the file, else ``FALLBACK_FORMAT``. The built-in sniffers: a zip, ``::`` or the ratings.csv
+    header is movielens; a line of more than two fields is per-user; two fields on every line
+    read is sasrec (a per-user file whose first lines hold one item each reads the same either
+    way, until a longer line)."""
+    lines = _Lines(path)
+    return next((name for name, entry in DATA_FORMATS.items() if entry.sniff(path, lines)), FALLBACK_FORMAT)
 
 
 def load_dataset(path, data_format: str = "auto") -> Interactions:
