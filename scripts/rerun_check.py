@@ -6,17 +6,22 @@ recorded and compare them, number for number, with its metrics.json.
 
 Each of the first ``--epochs`` epochs' training loss and (where the run validated) every
 validation metric must be equal as floats, not close: a run is a pure function of its flags,
-its data and its seed. Exit status 0 when all are equal, 1 (with the first difference) when not.
+its data and its seed, on one BLAS thread as scripts/decay_grid.sh trains (BLAS splits a
+product's sums by thread, so another thread count rounds otherwise): set here unless
+OPENBLAS_NUM_THREADS is given. Exit status 0 when all are equal, 1 (with the first difference)
+when not.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
 
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads OpenBLAS
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
 import train  # noqa: E402

@@ -1,7 +1,6 @@
 """The pages link to what exists: every relative Markdown link of the README, docs/, course/ and
 notebooks/ pages names a file or folder of the repository, and a ``#section`` of a Markdown page
 names one of its headings (GitHub's anchors)."""
-import os
 import re
 from pathlib import Path
 
@@ -13,12 +12,6 @@ PAGES = sorted([ROOT / "README.md", ROOT / "course" / "README.md", ROOT / "noteb
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 EXTERNAL = ("http://", "https://", "mailto:")
 # pages linked before they are written, and why; an entry whose page exists must be removed
-NOT_WRITTEN_YET = {
-    "docs/extending.md": "README's reading order links the guide to adding an attention kind, "
-                         "a model, a data format or a metric",
-}
-
-
 def outside_code(text: str) -> str:
     """The page without its fenced code blocks and inline code spans (no links there)."""
     kept, fenced = [], False
@@ -59,16 +52,11 @@ def test_relative_links_point_to_what_exists(page):
     for target in relative_links(page):
         path, _, anchor = target.partition("#")
         file = (page.parent / path).resolve() if path else page
-        if not file.exists() and Path(os.path.relpath(file, ROOT)).as_posix() not in NOT_WRITTEN_YET:
+        if not file.exists():
             broken.append(f"{target} (no such file)")
         elif anchor and file.suffix == ".md" and anchor.lower() not in anchors(file):
             broken.append(f"{target} (no such section)")
     assert not broken, f"{page.relative_to(ROOT)}: {broken}"
-
-
-@pytest.mark.parametrize("name", sorted(NOT_WRITTEN_YET))
-def test_not_written_yet_entries_are_current(name):
-    assert not (ROOT / name).exists(), f"{name} exists now: remove it from NOT_WRITTEN_YET in tests/test_docs.py"
 
 
 def test_the_link_checker_sees_links_and_anchors(tmp_path):

@@ -287,3 +287,13 @@ def test_state_dict_round_trip_and_device_step(name, device, rng):
     np.testing.assert_array_equal(fresh.predict_scores(batch.inputs),
                                   model.predict_scores(batch.inputs))
     assert backend.device_of(model.encode(batch.inputs).data) == device
+
+
+def test_the_registry_holds_the_built_in_models_however_it_is_imported():
+    """Importing the registry alone (as scripts/grid_table.py does) registers the built-in models."""
+    import subprocess
+    import sys
+
+    code = "from tinyhydra.rec.registry import MODELS; print(sorted(MODELS))"
+    listed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert listed.strip() == str(sorted(models.MODELS))
