@@ -251,8 +251,8 @@ def test_softmax_attention_module_matches_manual_heads(rng):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("norm_first", [True, False])
 def test_transformer_block_zeroes_padding_and_keeps_dtype(kind, norm_first, rng):
-    block = nn.TransformerBlock(8, num_heads=2, attention=kind, hidden=16, dropout=0.1,
-                                activation="gelu", norm_first=norm_first)
+    block = nn.TransformerBlock(8, num_heads=2, attention=kind, hidden=16, dropout=0.1, activation="gelu",
+                                norm_first=norm_first, attention_options={"causal": supported_causal(kind)})
     x = th.Tensor(rng.standard_normal((2, 5, 8)).astype(np.float32), requires_grad=True)
     key_mask = np.array([[False, False, True, True, True], [True] * 5])
     out = block(x, causal=supported_causal(kind), key_mask=key_mask)
@@ -264,7 +264,8 @@ def test_transformer_block_zeroes_padding_and_keeps_dtype(kind, norm_first, rng)
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_transformer_block_gradients(kind, rng):
-    block = nn.TransformerBlock(4, num_heads=2, attention=kind, hidden=6).to_dtype(np.float64)
+    block = nn.TransformerBlock(4, num_heads=2, attention=kind, hidden=6,
+                                attention_options={"causal": supported_causal(kind)}).to_dtype(np.float64)
     key_mask = np.array([[False, True, True]])
     th.gradcheck(lambda x, w: block(x, causal=supported_causal(kind), key_mask=key_mask),
                  [float64_input(rng, 1, 3, 4), block.feed_forward.fc1.weight])
