@@ -91,9 +91,11 @@ def test_a_new_attention_kind_and_model_train_and_reach_the_cli(restore_registri
     assert not np.array_equal(model.blocks[0].attention.query.weight.numpy(), before)  # gradients reached it
 
     help_text = cli.build_parser(config.Config).format_help()
-    assert "linrec-bi,relu-bi}" in help_text  # --model's choices
-    assert config.model_help().split("bidirectional (BERT4Rec-style: ")[1].startswith("bert4rec, hydrarec-bi")
-    assert "linrec-bi, relu-bi)" in config.model_help()
+    choices = help_text.split("--model {", 1)[1].split("}", 1)[0].split(",")  # --model's choices
+    assert choices == list(MODELS) and choices[-1] == "relu-bi"
+    bidirectional_models = config.model_help().split("bidirectional (BERT4Rec-style: ")[1].split(")")[0]
+    assert bidirectional_models.split(", ") == [name for name, entry in MODELS.items() if not entry.causal]
+    assert "relu-bi" in bidirectional_models
     assert config.bidirectional("relu-bi")
     parsed = config.validate(config.Config(model="relu-bi", data="x.txt", dataset=""))
     assert config.model_kwargs(parsed)["max_len"] == 200
