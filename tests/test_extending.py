@@ -124,16 +124,16 @@ def test_a_new_data_format_is_read_by_name_and_by_content(restore_registries, tm
 
 
 def test_a_new_metric_is_computed_wherever_metrics_are(restore_registries):
-    @metrics.register_metric("Recall", "the target among the top k (one target: the hit rate)", ks=(20,))
+    @metrics.register_metric("ToyRecall", "the target among the top k (one target: the hit rate)", ks=(20,))
     def recall(ranks, k):
         return ranks < k
 
-    assert metrics.metric_names()[-1] == "Recall@20" and "Recall@10" not in metrics.metric_names()
+    assert metrics.metric_names()[-1] == "ToyRecall@20" and "ToyRecall@10" not in metrics.metric_names()
     ranks = np.array([0, 12, 19, 20, 300])
-    assert metrics.metrics_from_ranks(ranks)["Recall@20"] == 0.6
-    assert metrics.per_user_values(ranks, "Recall@20").tolist() == [True, True, True, False, False]
-    with pytest.raises(ValueError, match="Recall@K"):
-        metrics.per_user_values(ranks, "Recall")
+    assert metrics.metrics_from_ranks(ranks)["ToyRecall@20"] == 0.6
+    assert metrics.per_user_values(ranks, "ToyRecall@20").tolist() == [True, True, True, False, False]
+    with pytest.raises(ValueError, match="ToyRecall@K"):
+        metrics.per_user_values(ranks, "ToyRecall")
 
     th.manual_seed(0)
     split = data.leave_one_out(data.synthetic_interactions(30, 150, 4, 10, seed=1))
@@ -141,10 +141,10 @@ def test_a_new_metric_is_computed_wherever_metrics_are(restore_registries):
     evaluated = metrics.evaluate(model.predict_scores, split, "test", 8)
     ranks = metrics.evaluation_ranks(model.predict_scores, split, "test", 8)
     for protocol in ("full", "sampled"):
-        assert evaluated[f"{protocol}/Recall@20"] == float(np.mean(ranks[protocol] < 20))
-        assert evaluated[f"{protocol}/Recall@20"] == metrics.metrics_from_ranks(ranks[protocol], ks=(20,))["HR@20"]
+        assert evaluated[f"{protocol}/ToyRecall@20"] == float(np.mean(ranks[protocol] < 20))
+        assert evaluated[f"{protocol}/ToyRecall@20"] == metrics.metrics_from_ranks(ranks[protocol], ks=(20,))["HR@20"]
 
 
 def test_the_fixture_left_the_built_in_entries():
     assert [list(registry) for registry in REGISTRIES] == BUILT_IN
-    assert "relu-bi" not in MODELS and "user-item-csv" not in DATA_FORMATS and "Recall" not in METRICS
+    assert "relu-bi" not in MODELS and "user-item-csv" not in DATA_FORMATS and "ToyRecall" not in METRICS

@@ -7,7 +7,9 @@ from hypothesis.extra import numpy as hnp
 
 from tinyhydra.rec.data import Interactions, leave_one_out, synthetic_interactions
 from tinyhydra.rec.metrics import (
+    METRICS,
     evaluate,
+    metric_names,
     metrics_from_ranks,
     paired_bootstrap,
     per_user_values,
@@ -15,7 +17,12 @@ from tinyhydra.rec.metrics import (
     sampled_rank,
 )
 
-KEYS = {"HR@1", "HR@5", "HR@10", "NDCG@1", "NDCG@5", "NDCG@10", "MRR"}
+KEYS = set(metric_names())  # every registered metric at its cutoffs
+
+
+def test_the_built_in_metrics_are_registered():
+    """The names every metrics.json so far has (a metric added later comes on top of them)."""
+    assert {"HR@1", "HR@5", "HR@10", "NDCG@1", "NDCG@5", "NDCG@10", "MRR"} <= KEYS
 
 
 def test_metrics_of_rank_zero_are_all_one():
@@ -147,8 +154,9 @@ def test_per_user_values_average_to_the_metrics():
         assert np.mean(per_user_values(ranks, name)) == value
     assert per_user_values(np.array([0, 9, 10]), "HR@10").tolist() == [True, True, False]
     assert per_user_values(np.array([0, 1]), "NDCG@10").tolist() == [1.0, 1 / np.log2(3)]
-    with pytest.raises(ValueError, match="HR@K, NDCG@K or MRR"):
+    with pytest.raises(ValueError, match="metric must be") as error:
         per_user_values(ranks, "AUC")
+    assert all(name in str(error.value) for name in METRICS)  # the message lists what is registered
 
 
 def test_paired_bootstrap_of_equal_shifted_and_noisy_models():
