@@ -19,7 +19,7 @@ memory kept), PyTorch at its defaults, PyTorch with freed memory kept (the same 
 tinyhydra with ``TINYHYDRA_KEEP_FREED_MEMORY=0``; the medians over the rounds give the
 ratios both ways:
 
-    python benchmarks/hydra_vs_torch.py --threads 1 --processes 5 --repeats 3
+    python benchmarks/hydra_vs_torch.py --threads 1 --processes 5 --repeats 3 --clock cpu
 
 Needs PyTorch (``pip install torch``); prints a table and writes hydra_vs_torch.json (with
 --processes, hydra_vs_torch_processes.json) to --out (default results/hydra_vs_torch_<device>/).
@@ -60,6 +60,9 @@ class Config:
     repeats: int = field(default=7, metadata={"help": "timed runs per point (median reported)"})
     warmup: int = field(default=2, metadata={"help": "untimed runs first"})
     threads: int = field(default=1, metadata={"help": "BLAS and PyTorch threads"})
+    clock: str = field(default="wall", metadata={"help": "wall, or cpu: this process's CPU time (one thread: "
+                                                   "what a run costs whatever else the machine runs)",
+                                                   "choices": tuple(common.CLOCKS)})
     side: str = field(default="both", metadata={"help": "the library this process times",
                                                   "choices": ("both", "tinyhydra", "torch")})
     processes: int = field(default=0, metadata={"help": "N > 0: N rounds of one process per side and "
@@ -148,7 +151,8 @@ def time_sides(cfg: Config, torch, rng) -> dict:
             timed = {name: [] for name in contestants}
             for _ in range(cfg.repeats):  # one run of each per round: load drift hits all alike
                 for name, run in contestants.items():
-                    timed[name] += common.time_runs(run, 1, cfg.warmup if not timed[name] else 0)
+                    timed[name] += common.time_runs(run, 1, cfg.warmup if not timed[name] else 0,
+                                                    clock=common.CLOCKS[cfg.clock])
             seconds[direction][length] = {name: common.median(values) for name, values in timed.items()}
     return seconds
 
