@@ -19,7 +19,7 @@ users expect for :mod:`.nn.optim` and :mod:`.rec.models`. The training app
 """
 from .engine import memory
 
-memory.keep_freed_memory()  # before the first large array: see tinyhydra/memory.py
+memory.keep_freed_memory()  # before the first large array: see tinyhydra/engine/memory.py
 
 from . import functional  # noqa: E402
 from .engine import backend  # noqa: E402
