@@ -170,7 +170,7 @@ def print_ratios(title: str, rows: dict, over: dict) -> None:
 
 def separate_processes(cfg: Config, argv) -> dict:
     """--processes N: N rounds of the four PROCESSES, each timing one side, then medians."""
-    flags = [a for a in (argv or sys.argv[1:])]
+    flags = list(argv or sys.argv[1:])
     medians = {}
     collected = {label: [] for label, _, _ in PROCESSES}
     with tempfile.TemporaryDirectory() as scratch:

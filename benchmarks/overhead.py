@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 
+import common  # benchmarks/common.py: this script's folder is on sys.path
 import numpy as np
 
 import tinyhydra as th
@@ -104,13 +105,7 @@ def attention_call_overhead(batch: int = 1, length: int = 8, dim: int = 8, repea
             def call(op=op, causal=causal):
                 q, k, v = (th.Tensor(a, requires_grad=True) for a in arrays)
                 op(q, k, v, causal).backward(cotangent)
-            for _ in range(5):
-                call()
-            best = math.inf
-            for _ in range(repeats):
-                start = time.perf_counter()
-                call()
-                best = min(best, time.perf_counter() - start)
+            best = min(common.time_runs(call, repeats, warmup=5))
             result[f"{name}, {'causal' if causal else 'bidirectional'}"] = 1e6 * best
     return result
 

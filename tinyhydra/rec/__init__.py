@@ -9,4 +9,4 @@ Read in this order:
    heads, summary) and ``register_model``, the way a new model gets in;
 4. :mod:`.metrics`: HR@k and NDCG@k, full ranking and sampled, with the registry ``METRICS``.
 """
-from . import models  # noqa: E402,F401  (registers the built-in models in MODELS)
+from . import models  # noqa: F401  (registers the built-in models in MODELS)
