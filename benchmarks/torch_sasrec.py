@@ -43,7 +43,7 @@ def torch_model(cfg, kind: str, device: str):
                 context = q * torch.cumsum(k * v, dim=1)
             else:
                 b, length, d = x.shape
-                h = cfg.heads
+                h = cfg.heads or 1  # 0: SASRec's one head
                 q, k, v = (t.reshape(b, length, h, d // h).transpose(1, 2) for t in (q, k, v))
                 scores = q @ k.transpose(-1, -2) / math.sqrt(d // h)  # (B, H, L, L)
                 tril = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()

@@ -86,7 +86,8 @@ class Config:
     seq_len: int = field(default=200, metadata={"help": "max_len L of the inputs"})
     dim: int = field(default=50, metadata={"help": "hidden size D"})
     layers: int = field(default=2, metadata={"help": "transformer blocks"})
-    heads: int = field(default=1, metadata={"help": "heads of softmax / linear attention"})
+    heads: int = field(default=0, metadata={"help": "heads H (dividing --dim) of softmax and Hydra "
+                                                    "attention; 0 = each model's own (SASRec 1, Hydra D)"})
     dropout: float = 0.2
     num_items: int = field(default=3416, metadata={"help": "items in the output layer "
                                                            "(synthetic data; --data sets its own)"})
@@ -149,6 +150,10 @@ class Config:
             raise ValueError("--clock cpu times CPU work; a GPU step needs --clock wall")
         if self.count_kernels and self.device != "gpu":
             raise ValueError("--count-kernels marks one GPU step for a CUDA profiler: add --device gpu")
+        if self.heads and "decayed-hydra" in self.kinds:
+            raise ValueError("--heads: decayed Hydra has one head per feature; leave decayed-hydra out of --models")
+        if self.heads not in (0, self.dim) and "hydra" in self.kinds and self.torch:
+            raise ValueError("--heads: the PyTorch twin of Hydra has one head per feature; add --torch false")
 
     @property
     def kinds(self) -> list[str]:
@@ -197,7 +202,7 @@ def tinyhydra_model(cfg: Config, kind: str, max_len: int, lib=th):
     (this one, or a ``--compare-with`` one)."""
     lib.manual_seed(cfg.seed)
     lib_models, lib_optim = (importlib.import_module(f"{lib.__name__}.{name}") for name in ("models", "optim"))
-    heads = {"num_heads": cfg.heads} if kind == "softmax" else {}
+    heads = {"num_heads": cfg.heads} if cfg.heads else {}  # 0: the model's own
     model = lib_models.build_model(MODEL_OF_KIND[kind], cfg.num_items, max_len=max_len, dim=cfg.dim,
                                    num_layers=cfg.layers, dropout=cfg.dropout, **heads)
     model.to(cfg.device)

@@ -5,7 +5,8 @@
 
 Each run folder's best weights (best.npz) rank every user's held-out item among all items
 (the ``full`` protocol of docs/results.md); the first run is the baseline. For each other
-run and metric it prints the difference in the mean over users, its 95% interval from
+run it prints its metrics with the 95% bootstrap interval of each mean over users; for each
+other run and metric, the difference in the mean over users, its 95% interval from
 resampling the users (the same users for both runs, so the interval is that of the
 difference itself, not of two separate means), and how often a resample finds no gain.
 A run's recomputed metrics must match its metrics.json (a near-tie may move by round-off
@@ -84,7 +85,9 @@ def main(argv=None) -> dict:
                 raise SystemExit(f"{folder}: recomputed {args.which} metrics {measured} differ from "
                                  f"metrics.json {stored}: other data, or other weights than its best.npz?")
         values[folder] = {name: metrics.per_user_values(ranks, name) for name in args.metrics}
-        shown = "  ".join(f"{name} {measured[name]:.4f}" for name in args.metrics)
+        intervals = {name: metrics.bootstrap_interval(values[folder][name], args.resamples) for name in args.metrics}
+        shown = "  ".join(f"{name} {measured[name]:.4f} [{intervals[name]['low']:.4f}, {intervals[name]['high']:.4f}]"
+                          for name in args.metrics)
         print(f"{folder.name:>28}: {config.model}, {len(ranks)} users, {args.protocol} {shown}"
               + ("" if deviation is None else " (metrics.json: the same)" if deviation == 0
                  else f" (metrics.json within {deviation:.0e})"))

@@ -1,17 +1,22 @@
-"""The head-count figure and the length sweep of ML-1M (30 epochs, causal recipe), read from
-the finished rows of ``scripts/decay_grid.sh``: Markdown tables and one figure each.
+"""The head-count figure, the length sweep (ML-1M, 30 epochs, causal recipe) and the
+long-budget pair (up to 300 epochs), read from the finished rows of ``scripts/decay_grid.sh``:
+Markdown tables and one figure each.
 
-    python scripts/sweeps.py heads      # H against test full NDCG@10 and s/epoch, both kernels
-    python scripts/sweeps.py lengths    # L against quality, s/epoch; slope of log time on log L
+    python scripts/sweeps.py heads      # H against test full NDCG@10 and step cost, both kernels
+    python scripts/sweeps.py lengths    # L against quality and step cost; slope of log cost on log L
+    python scripts/sweeps.py pair       # SASRec against DecayedHydraRecUni, and the 0.19 mark
 
 Rows: ``sasrec-e30-h<H>`` (softmax, H heads of D/H features; H = 1 is ``sasrec-e30``),
 ``hydrarec-uni-e30-h<H>`` (cosine linear attention; H = D = 50 is ``hydrarec-uni-e30``, Hydra),
 ``<model>-len<L>`` (L = 200 is ``<model>-e30``). A row that has not finished is left out
-and named. Seconds per epoch come from the training runs (validation excluded) on this
-machine, two runs sharing its two cores; they are what the runs took, not a benchmark.
-The length table adds, where ``results/length_costs/L<L>/train_step.json`` exists, the
-benchmark's seconds per training step (this process's CPU clock, one thread, B = 128) and the
-peak extra memory of one step, which a busy machine does not distort, and fits both slopes.
+and named. "s/epoch (as trained)" is what each run took (validation excluded), two runs
+sharing the machine's two cores, on the engine of the day it was trained: rows trained at
+different times are not comparable by it. Costs are therefore read from ``scripts/step_costs.sh``
+(``results/head_costs/H<H>/``, ``results/length_costs/L<L>/``): benchmarks/train_step.py's
+seconds per training step (this process's CPU clock, one thread, B = 128: time spent waiting
+for a core is left out, time spent waiting for memory shared with other runs is not) and the
+peak extra memory of one step; the figures plot those, and the length table fits the slope of
+each against L.
 """
 from __future__ import annotations
 
@@ -27,8 +32,12 @@ HEADS = (1, 2, 5, 10, 25, 50)
 LENGTHS = (50, 100, 200, 400, 800)
 KERNELS = ("softmax", "cosine", "cosine per-head norm")
 LENGTH_MODELS = ("sasrec", "hydrarec-uni", "hydrarec-uni-decay")
-BENCHMARK_KIND = {"sasrec": "softmax", "hydrarec-uni": "hydra", "hydrarec-uni-decay": "decayed-hydra"}
+# the attention kind of each series in benchmarks/train_step.py's results (scripts/step_costs.sh)
+LENGTH_BENCHMARK_KIND = {"sasrec": "softmax", "hydrarec-uni": "hydra", "hydrarec-uni-decay": "decayed-hydra"}
+HEAD_BENCHMARK_KIND = {"softmax": "softmax", "cosine": "hydra"}  # per-head norm: not benchmarked
 METRIC = "full/NDCG@10"
+PAIR = ("sasrec-e300", "hydrarec-uni-decay-e300")  # the long-budget pair, causal recipe, same budget
+TARGET = 0.19  # test full NDCG@10 above every published full-ranking number on this split
 
 
 def head_row(kernel: str, heads: int) -> str | None:
@@ -58,34 +67,49 @@ def fitted_slope(xs, ys) -> float:
     return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
 
 
-def heads_table(results: Path) -> tuple[list[str], dict]:
-    lines = ["| H | D/H | kernel | full NDCG@10 | full HR@10 | s/epoch | row |", "| --- " * 7 + "|"]
-    points, missing = {kernel: [] for kernel in KERNELS}, []
+def step_costs(path: Path, kind: str) -> tuple[float, float] | None:
+    """(seconds per step, peak GiB) of attention ``kind`` in the benchmark file ``path``, or None."""
+    if not path.exists():
+        return None
+    bench = json.loads(path.read_text())
+    if kind not in bench["models"]:
+        return None
+    return bench["models"][kind]["seconds_per_step"], bench["memory"][kind]["peak_bytes"] / 2**30
+
+
+def cost_cells(costs: tuple[float, float] | None) -> str:
+    return f"{costs[0]:.3f} | {costs[1]:.2f}" if costs else "- | -"
+
+
+def heads_table(results: Path) -> tuple[list[str], list]:
+    lines = ["| H | D/H | kernel | full NDCG@10 | full HR@10 | s/epoch (as trained) | s/step (benchmark) | "
+             "peak GiB | row |", "| --- " * 9 + "|"]
+    quality, missing = {kernel: [] for kernel in KERNELS}, []
+    steps, memory = {kernel: [] for kernel in KERNELS}, {kernel: [] for kernel in KERNELS}
     for heads in HEADS:
         for kernel in KERNELS:
             row = head_row(kernel, heads)
             if row is None:
                 continue
+            costs = step_costs(results / "head_costs" / f"H{heads}" / "train_step.json",
+                               HEAD_BENCHMARK_KIND.get(kernel, ""))
+            if costs:
+                steps[kernel].append((heads, costs[0]))
+                memory[kernel].append((heads, costs[1]))
             m = load(results, row)
             if m is None:
                 missing.append(row)
-                continue
-            points[kernel].append((heads, m["test"][METRIC], m["seconds_per_epoch"]))
-            lines.append(f"| {heads} | {DIM // heads} | {kernel} | {m['test'][METRIC]:.4f} | "
-                         f"{m['test']['full/HR@10']:.4f} | {m['seconds_per_epoch']:.1f} | "
-                         f"[{row}](../results/decay-grid-{row}.json) |")
+            else:
+                quality[kernel].append((heads, m["test"][METRIC]))
+            if m or costs:
+                trained = (f"{m['test'][METRIC]:.4f} | {m['test']['full/HR@10']:.4f} | {m['seconds_per_epoch']:.1f}"
+                           if m else "- | - | -")
+                link = f"[{row}](../results/decay-grid-{row}.json)" if m else "not trained yet"
+                lines.append(f"| {heads} | {DIM // heads} | {kernel} | {trained} | {cost_cells(costs)} | {link} |")
     if missing:
         lines += ["", "Not trained yet: " + ", ".join(dict.fromkeys(missing)) + "."]
-    return lines, quality_and_time(points)
-
-
-def step_costs(results: Path, model: str, length: int) -> tuple[float, float] | None:
-    """(seconds per step, peak GiB) of the benchmark at ``length``, or None."""
-    path = results / "length_costs" / f"L{length}" / "train_step.json"
-    if not path.exists():
-        return None
-    bench, kind = json.loads(path.read_text()), BENCHMARK_KIND[model]
-    return bench["models"][kind]["seconds_per_step"], bench["memory"][kind]["peak_bytes"] / 2**30
+    return lines, [("test full NDCG@10", quality), ("s/step (benchmark, CPU clock)", steps),
+                   ("peak memory of a step (GiB)", memory)]
 
 
 def slope_line(what: str, series: dict) -> list[str]:
@@ -93,70 +117,116 @@ def slope_line(what: str, series: dict) -> list[str]:
     return ["", f"Fitted slope of log({what}) on log(L): " + ", ".join(slopes) + "."] if slopes else []
 
 
-def lengths_table(results: Path) -> tuple[list[str], dict]:
-    lines = ["| model | L | full NDCG@10 | s/epoch (training) | s/step (benchmark) | peak GiB | row |",
+def lengths_table(results: Path) -> tuple[list[str], list]:
+    lines = ["| model | L | full NDCG@10 | s/epoch (as trained) | s/step (benchmark) | peak GiB | row |",
              "| --- " * 7 + "|"]
-    points, missing = {model: [] for model in LENGTH_MODELS}, []
+    quality, missing = {model: [] for model in LENGTH_MODELS}, []
     steps, memory = {model: [] for model in LENGTH_MODELS}, {model: [] for model in LENGTH_MODELS}
     for model in LENGTH_MODELS:
         for length in LENGTHS:
             row = length_row(model, length)
-            m, costs = load(results, row), step_costs(results, model, length)
+            m = load(results, row)
+            costs = step_costs(results / "length_costs" / f"L{length}" / "train_step.json",
+                               LENGTH_BENCHMARK_KIND[model])
             if costs:
                 steps[model].append((length, costs[0]))
                 memory[model].append((length, costs[1]))
             if m is None:
                 missing.append(row)
             else:
-                points[model].append((length, m["test"][METRIC], m["seconds_per_epoch"]))
+                quality[model].append((length, m["test"][METRIC]))
             if m or costs:
-                quality = f"{m['test'][METRIC]:.4f} | {m['seconds_per_epoch']:.1f}" if m else "- | -"
-                cost = f"{costs[0]:.3f} | {costs[1]:.2f}" if costs else "- | -"
+                trained = f"{m['test'][METRIC]:.4f} | {m['seconds_per_epoch']:.1f}" if m else "- | -"
                 link = f"[{row}](../results/decay-grid-{row}.json)" if m else "not trained yet"
-                lines.append(f"| {model} | {length} | {quality} | {cost} | {link} |")
-    lines += slope_line("s/epoch", {model: [(p[0], p[2]) for p in pts] for model, pts in points.items()})
+                lines.append(f"| {model} | {length} | {trained} | {cost_cells(costs)} | {link} |")
     lines += slope_line("s/step", steps) + slope_line("peak memory", memory)
     if missing:
         lines += ["", "Not trained yet: " + ", ".join(dict.fromkeys(missing)) + "."]
-    return lines, quality_and_time(points) + [("s/step (benchmark, CPU clock)", steps),
-                                              ("peak memory of a step (GiB)", memory)]
+    return lines, [("test full NDCG@10", quality), ("s/step (benchmark, CPU clock)", steps),
+                   ("peak memory of a step (GiB)", memory)]
 
 
-def quality_and_time(points: dict) -> list:
-    """The two panels of the training rows: (label, {name: [(x, y), ...]})."""
-    return [("test full NDCG@10", {k: [(p[0], p[1]) for p in pts] for k, pts in points.items()}),
-            ("s/epoch (training)", {k: [(p[0], p[2]) for p in pts] for k, pts in points.items()})]
+def pair_table(results: Path) -> tuple[list[str], list]:
+    """The long-budget rows: where each stopped, its best test numbers against ``TARGET``, and
+    the panels of validation full NDCG@10 and training loss against the epoch."""
+    lines = ["| row | epochs run | best epoch | stopped by | valid full NDCG@10 | test full NDCG@10 | "
+             f"test full HR@10 | test - {TARGET} | hours of training |", "| --- " * 9 + "|"]
+    valid, loss, missing = {}, {}, []
+    for row in PAIR:
+        m = load(results, row)
+        if m is None:
+            missing.append(row)
+            continue
+        test = m["test"][METRIC]
+        lines.append(f"| [{row}](../results/decay-grid-{row}.json) | {m['epochs_run']} | {m['best_epoch']} | "
+                     f"{m['stop_reason']} | {m['valid'][METRIC]:.4f} | {test:.4f} | {m['test']['full/HR@10']:.4f} "
+                     f"| {test - TARGET:+.4f} | {m['train_seconds'] / 3600:.1f} |")
+        history = m.get("history", [])
+        valid[row] = [(h["epoch"], h["valid"][METRIC]) for h in history if METRIC in h.get("valid", {})]
+        loss[row] = [(h["epoch"], h["loss"]) for h in history]
+    if missing:
+        lines += ["", "Not trained yet: " + ", ".join(missing) + "."]
+    return lines, [("validation full NDCG@10", valid), ("training loss", loss)]
 
 
-def plot(panels: list, xlabel: str, path: Path) -> None:
-    """One panel per (y label, {name: [(x, y), ...]}) that has points; log x, log y but for quality."""
-    import matplotlib
-    matplotlib.use("Agg")
+# sweep -> (its table, the x axis of its figure, that axis' scale)
+SWEEPS = {"heads": (heads_table, "heads H (D = 50)", "log"),
+          "lengths": (lengths_table, "sequence length L", "log"),
+          "pair": (pair_table, "epoch", "linear")}
+
+
+def figure(sweep: str, panels: list):
+    """The figure of ``sweep``: one panel per (y label, {name: [(x, y), ...]}) that has points.
+    Quality and loss on a linear y axis, times and memory on a log one (slopes read as powers).
+    None when no row has finished."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+    _, xlabel, xscale = SWEEPS[sweep]
     panels = [panel for panel in panels if any(panel[1].values())]
+    if not panels:
+        return None
     fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 3.4), squeeze=False)
     for axis, (label, series) in zip(axes[0], panels):
         for name, pts in series.items():
             if pts:
-                axis.plot(*zip(*pts), "o-", label=name)
-        axis.set(xlabel=xlabel, ylabel=label, xscale="log", yscale="linear" if "NDCG" in label else "log")
+                axis.plot(*zip(*pts), "o-" if xscale == "log" else "-", label=name)
+        if sweep == "pair" and "NDCG" in label:
+            axis.axhline(TARGET, color="grey", linestyle=":", label=f"{TARGET} (test)")
+        linear = "NDCG" in label or "loss" in label
+        axis.set(xlabel=xlabel, ylabel=label, xscale=xscale, yscale="linear" if linear else "log")
+        if xscale == "log":  # ticks at the measured points, written 0.5, 2, 50 (not 5x10^-1, ...)
+            axis.set_xticks(sorted({x for pts in series.values() for x, _ in pts}))
+        if not linear:
+            axis.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+        for ticks in (axis.xaxis, axis.yaxis):
+            ticks.set_major_formatter(FormatStrFormatter("%g"))
+            ticks.set_minor_formatter(NullFormatter())
         axis.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def plot(sweep: str, panels: list, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")  # a file, no window
+    import matplotlib.pyplot as plt
+    fig = figure(sweep, panels)
+    if fig is not None:
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
 
 
 def main(argv=None) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sweep", choices=["heads", "lengths"])
+    parser.add_argument("sweep", choices=list(SWEEPS))
     parser.add_argument("--results", type=Path, default=ROOT / "results", help="folder of decay-grid-*.json")
     parser.add_argument("--figure", type=Path, help="PNG to write (default docs/<sweep>_sweep.png; '' none)")
     args = parser.parse_args(argv)
-    lines, panels = (heads_table if args.sweep == "heads" else lengths_table)(args.results)
-    figure = ROOT / "docs" / f"{args.sweep}_sweep.png" if args.figure is None else args.figure
-    if str(figure) not in ("", ".") and any(any(series.values()) for _, series in panels):
-        plot(panels, "heads H (D = 50)" if args.sweep == "heads" else "sequence length L", figure)
+    lines, panels = SWEEPS[args.sweep][0](args.results)
+    path = ROOT / "docs" / f"{args.sweep}_sweep.png" if args.figure is None else args.figure
+    if str(path) not in ("", "."):
+        plot(args.sweep, panels, path)
     print("\n".join(lines))
     return lines
 

@@ -158,6 +158,20 @@ def test_train_step_quick(train_step, tmp_path):
     assert results["models"]["softmax"]["seconds_per_step"] == saved["models"]["softmax"]["seconds_per_step"]
 
 
+def test_train_step_heads_reach_softmax_and_hydra_only(train_step):
+    """--heads H builds both kinds with H heads (0: each model's own); decayed Hydra, one head per
+    feature, and the one-head-per-feature PyTorch twin of Hydra refuse it in one line."""
+    for heads, expected in ((0, {"softmax": 1, "hydra": None}), (4, {"softmax": 4, "hydra": 4})):  # None: H = D
+        cfg = train_step.Config(quick=True, heads=heads, models="softmax,hydra")
+        for kind, count in expected.items():
+            model, _ = train_step.tinyhydra_model(cfg, kind, 16)
+            assert model.blocks[0].attention.num_heads == count, (heads, kind)
+    with pytest.raises(ValueError, match="leave decayed-hydra out"):
+        train_step.Config(quick=True, heads=2, models="softmax,decayed-hydra")
+    with pytest.raises(ValueError, match="add --torch false"):
+        train_step.Config(quick=True, heads=2, models="hydra", torch=True)
+
+
 def test_count_flops_matches_shapes(train_step):
     """The analytic count, checked by hand for one block of the ce loss."""
     cfg = train_step.Config(batch=2, seq_len=3, dim=4, layers=1, num_items=5)

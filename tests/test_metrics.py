@@ -8,6 +8,7 @@ from hypothesis.extra import numpy as hnp
 from tinyhydra.rec.data import Interactions, leave_one_out, synthetic_interactions
 from tinyhydra.rec.metrics import (
     METRICS,
+    bootstrap_interval,
     evaluate,
     metric_names,
     metrics_from_ranks,
@@ -182,3 +183,23 @@ def test_paired_bootstrap_of_equal_shifted_and_noisy_models():
     assert paired_bootstrap(a, b, resamples=2000) == noisy  # the seed fixes the resamples
     with pytest.raises(ValueError, match="same users"):
         paired_bootstrap(a, b[:-1])
+
+
+def test_bootstrap_interval_of_one_mean_is_about_two_standard_errors_wide():
+    rng = np.random.default_rng(2)
+    values = 0.18 + rng.standard_normal(4000)
+    interval = bootstrap_interval(values, resamples=2000)
+    half_width = 1.96 * np.std(values) / np.sqrt(values.size)
+    assert interval["mean"] == pytest.approx(values.mean())
+    assert interval["low"] < interval["mean"] < interval["high"]
+    assert (interval["high"] - interval["low"]) / 2 == pytest.approx(half_width, rel=0.1)
+    constant = bootstrap_interval(np.full(50, 0.25), resamples=100)  # every user the same: no doubt
+    assert constant["low"] == pytest.approx(0.25) and constant["high"] == pytest.approx(0.25)
+    # the difference of a pair is the interval of the differences' mean, resampled the same way
+    a = rng.random(300)
+    b = a + rng.standard_normal(300)
+    pair = paired_bootstrap(a, b, resamples=500)
+    assert bootstrap_interval(b - a, resamples=500) == {"mean": pair["difference"], "low": pair["low"],
+                                                        "high": pair["high"]}
+    with pytest.raises(ValueError, match="per-user values"):
+        bootstrap_interval(np.zeros((2, 3)))

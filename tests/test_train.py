@@ -1,6 +1,7 @@
 """examples/train_ml1m.py end to end on small generated data (seconds, not minutes)."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -500,6 +501,10 @@ def test_compare_runs_recomputes_each_run_and_bootstraps_the_difference(script, 
     printed = capsys.readouterr().out
     assert printed.count("(metrics.json: the same)") == 2
     stored = [json.loads((folder / "metrics.json").read_text())["test"] for folder in folders]
+    for folder, test in zip(folders, stored):  # each run's mean with its own bootstrap interval
+        shown = re.search(rf"{folder.name}: .* NDCG@10 ([\d.]+) \[([\d.]+), ([\d.]+)\]", printed)
+        assert float(shown[1]) == round(test["full/NDCG@10"], 4)
+        assert float(shown[2]) <= float(shown[1]) <= float(shown[3]) and float(shown[2]) < float(shown[3])
     ndcg = report[("hydrarec-uni", "NDCG@10")]
     assert ndcg["difference"] == pytest.approx(stored[1]["full/NDCG@10"] - stored[0]["full/NDCG@10"])
     assert ndcg["low"] <= ndcg["difference"] <= ndcg["high"]

@@ -137,6 +137,24 @@ def metrics_from_ranks(ranks: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dic
     return {name: float(np.mean(per_user_values(ranks, name))) for name in metric_names(ks)}
 
 
+def bootstrap_means(values: np.ndarray, resamples: int = 10_000, seed: int = 0) -> np.ndarray:
+    """(resamples,) means of ``values`` (U,) over sets of U users drawn with replacement."""
+    rng = np.random.default_rng(seed)
+    return np.concatenate([values[rng.integers(0, values.size, (n, values.size))].mean(axis=1)
+                           for n in np.diff(np.r_[0:resamples:500, resamples])])  # 500 at a time
+
+
+def bootstrap_interval(values: np.ndarray, resamples: int = 10_000, level: float = 0.95,
+                       seed: int = 0) -> dict[str, float]:
+    """How sure is one model's mean over users? values (U,): its per-user values. Returns the
+    mean and the ``level`` percentile interval of the resampled means."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"values must be per-user values (U,), got shape {values.shape}")
+    low, high = np.quantile(bootstrap_means(values, resamples, seed), [(1 - level) / 2, (1 + level) / 2])
+    return {"mean": float(values.mean()), "low": float(low), "high": float(high)}
+
+
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = 10_000, level: float = 0.95,
                      seed: int = 0) -> dict[str, float]:
     """How sure is mean(b) - mean(a)? a, b (U,): two models' per-user values on the same users.
@@ -149,9 +167,7 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, resamples: int = 10_000, leve
     if a.shape != b.shape or a.ndim != 1 or a.size == 0:
         raise ValueError(f"a and b must be per-user values of the same users, got shapes {a.shape}, {b.shape}")
     diff = b - a
-    rng = np.random.default_rng(seed)
-    means = np.concatenate([diff[rng.integers(0, diff.size, (n, diff.size))].mean(axis=1)
-                            for n in np.diff(np.r_[0:resamples:500, resamples])])  # 500 at a time
+    means = bootstrap_means(diff, resamples, seed)
     low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return {"difference": float(diff.mean()), "low": float(low), "high": float(high),
             "not_better": float(np.mean(means <= 0))}
