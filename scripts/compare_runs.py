@@ -2,6 +2,7 @@
 
     python scripts/compare_runs.py runs/causal/sasrec runs/causal/hydrarec-uni-decay runs/causal/hydrarec-uni
     python scripts/compare_runs.py BASELINE RUN [RUN ...] --which valid --metrics NDCG@10 HR@10
+    python scripts/compare_runs.py runs/causal/hydrarec-uni-decay-e300   # one run: its intervals
 
 Each run folder's best weights (best.npz) rank every user's held-out item among all items
 (the ``full`` protocol of docs/results.md); the first run is the baseline. For each other
@@ -59,7 +60,8 @@ def user_ranks(folder: Path, config: Config, split, which: str, protocol: str = 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders; the first is the baseline")
+    parser.add_argument("runs", nargs="+", type=Path,
+                        help="run folders; the first is the baseline (one alone: its intervals only)")
     parser.add_argument("--data", help="the data file (default: the one the first run trained on)")
     parser.add_argument("--which", choices=["test", "valid"], default="test", help="which targets (default test)")
     parser.add_argument("--metrics", nargs="+", default=["NDCG@10", "HR@10"],
@@ -68,8 +70,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--protocol", choices=["full", "sampled"], default="full",
                         help="rank among all items or among 100 sampled negatives (default full)")
     args = parser.parse_args(argv)
-    if len(args.runs) < 2 or args.resamples < 1:
-        parser.error("give a baseline and at least one run to compare, and --resamples >= 1")
+    if args.resamples < 1:
+        parser.error("--resamples must be >= 1")
     loaded = [load_run(folder) for folder in args.runs]
     split = data.leave_one_out(data.load_dataset(args.data or loaded[0][0].data))
     values, report = {}, {}
@@ -92,6 +94,8 @@ def main(argv=None) -> dict:
               + ("" if deviation is None else " (metrics.json: the same)" if deviation == 0
                  else f" (metrics.json within {deviation:.0e})"))
     baseline = args.runs[0]
+    if len(args.runs) == 1:
+        return report
     print(f"\ndifference to {baseline.name}, {args.which} {args.protocol}, paired bootstrap of {args.resamples} "
           "resamples:")
     for folder in args.runs[1:]:

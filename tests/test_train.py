@@ -513,6 +513,9 @@ def test_compare_runs_recomputes_each_run_and_bootstraps_the_difference(script, 
     assert capsys.readouterr().out.count("(metrics.json: the same)") == 2  # the same 100 negatives again
     assert sampled[("hydrarec-uni", "HR@10")]["difference"] == pytest.approx(
         stored[1]["sampled/HR@10"] - stored[0]["sampled/HR@10"])
+    assert compare.main([str(folders[0]), "--resamples", "50"]) == {}  # one run: its own intervals only
+    alone = capsys.readouterr().out
+    assert "sasrec:" in alone and " [" in alone and "difference" not in alone
     tampered = json.loads((folders[1] / "metrics.json").read_text())
     tampered["test"]["full/NDCG@10"] += 0.01
     (folders[1] / "metrics.json").write_text(json.dumps(tampered))
