@@ -108,12 +108,18 @@ def epoch_batches(config: Config, split, model, rng, unused_ce_negatives: bool =
                                random_window_prob=config.random_window)
 
 
-def train_one_epoch(config, epoch, model, optimizer, ema, batches) -> tuple[float, float, int]:
+def steps_per_epoch(config: Config, batches) -> int:
+    """The steps an epoch of ``batches`` takes (--max-steps caps it); the same every epoch."""
+    return min(len(batches), config.max_steps) if config.max_steps else len(batches)
+
+
+def train_one_epoch(config, epoch, model, optimizer, ema, batches, schedule=None) -> tuple[float, float, int]:
     """Returns (mean loss, training seconds, steps). The loss is read back from the
-    device only every few steps, so the GPU is not synchronised on every step."""
+    device only every few steps, so the GPU is not synchronised on every step. A
+    ``schedule`` (--lr-schedule) sets the learning rate of every next step."""
     model.train()
     xp = backend.xp_for_device(config.device)
-    total = min(len(batches), config.max_steps) if config.max_steps else len(batches)
+    total = steps_per_epoch(config, batches)
     bar = tqdm(batches, total=total, desc=f"epoch {epoch}", leave=False, disable=not config.progress)
     loss_sum, steps, pending = 0.0, 0, []
     start = time.perf_counter()
@@ -122,6 +128,8 @@ def train_one_epoch(config, epoch, model, optimizer, ema, batches) -> tuple[floa
         loss = model.loss(batch, loss=config.loss, num_negatives=config.negatives)
         loss.backward()
         optimizer.step()
+        if schedule:
+            schedule.step()
         if ema:
             ema.update()
         pending.append(loss.data)
@@ -254,6 +262,9 @@ def train(config: Config, split: data.Split, saved: dict | None = None, data_sha
               f"{state['best_ndcg']:.4f} at epoch {state['best_epoch']})")
         for name in ("lr", "weight_decay"):  # the command line wins over the checkpoint
             previous, wanted = getattr(optimizer, name), getattr(config, name)
+            if name == "lr" and config.lr_schedule != "constant":
+                optimizer.lr = wanted  # the schedule's base (the checkpoint holds a scheduled value)
+                continue
             if previous != wanted:
                 print(f"--{name.replace('_', '-')} {wanted} replaces the checkpoint's {previous}")
                 setattr(optimizer, name, wanted)
@@ -263,7 +274,7 @@ def train(config: Config, split: data.Split, saved: dict | None = None, data_sha
     if saved is None:  # epoch 0, so an interrupted first epoch can be resumed too
         runs.save_training_state(checkpoint_path, model, optimizer, ema, state, rng)
     key = "full/NDCG@10" if config.eval in ("both", "full") else "sampled/NDCG@10"
-    stop_reason, longest_epoch = "epochs", 0.0
+    stop_reason, longest_epoch, schedule = "epochs", 0.0, None
     try:
         for epoch in range(state["epochs_done"] + 1, config.epochs + 1):
             if state["bad_validations"] >= config.patience:
@@ -279,10 +290,18 @@ def train(config: Config, split: data.Split, saved: dict | None = None, data_sha
                 break
             epoch_started = wall_clock()
             th.manual_seed(runs.epoch_seed(config.seed, epoch))
-            loss, seconds, steps = train_one_epoch(config, epoch, model, optimizer, ema,
-                                                   epoch_batches(config, split, model, rng,
-                                                                 state["unused_ce_negatives"]))
+            batches = epoch_batches(config, split, model, rng, state["unused_ce_negatives"])
+            if config.lr_schedule == "cosine" and schedule is None:  # every epoch has as many steps
+                total = config.epochs * steps_per_epoch(config, batches)
+                if config.warmup_steps >= total:
+                    raise UsageError(f"--warmup-steps {config.warmup_steps}: the run has {total} steps in all; "
+                                     "give fewer warm-up steps")
+                schedule = optim.CosineAnnealingLR(optimizer, total, config.warmup_steps,
+                                                   last_step=state["train_steps"])
+            loss, seconds, steps = train_one_epoch(config, epoch, model, optimizer, ema, batches, schedule)
             record = {"epoch": epoch, "loss": loss, "seconds": seconds}
+            if schedule:
+                record["lr"] = optimizer.lr  # the next step's
             state["train_seconds"] += seconds
             state["train_steps"] += steps
             if config.eval != "none" and epoch % config.eval_every == 0:

@@ -66,6 +66,9 @@ done
 # the long-budget pair: up to 300 epochs, early stopping on validation NDCG@10
 rows[sasrec-e300]="causal --model sasrec --epochs 300"
 rows[hydrarec-uni-decay-e300]="causal --model hydrarec-uni-decay --epochs 300"
+# the same pair with the learning rate annealed to 0 over the 300 epochs, both models alike
+rows[sasrec-e300-cos]="causal --model sasrec --epochs 300 --lr-schedule cosine"
+rows[hydrarec-uni-decay-e300-cos]="causal --model hydrarec-uni-decay --epochs 300 --lr-schedule cosine"
 # the whole comparison, for any data set: both directions, plain and decayed Hydra
 grid=(sasrec hydrarec-uni hydrarec-uni-decay bert4rec hydrarec-bi hydrarec-bi-decay)
 # ML-1M's rows in the order they were first trained

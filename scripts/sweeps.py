@@ -36,7 +36,8 @@ LENGTH_MODELS = ("sasrec", "hydrarec-uni", "hydrarec-uni-decay")
 LENGTH_BENCHMARK_KIND = {"sasrec": "softmax", "hydrarec-uni": "hydra", "hydrarec-uni-decay": "decayed-hydra"}
 HEAD_BENCHMARK_KIND = {"softmax": "softmax", "cosine": "hydra"}  # per-head norm: not benchmarked
 METRIC = "full/NDCG@10"
-PAIR = ("sasrec-e300", "hydrarec-uni-decay-e300")  # the long-budget pair, causal recipe, same budget
+# the long-budget pair (causal recipe, same budget), then the same pair with a cosine learning-rate schedule
+PAIR = ("sasrec-e300", "hydrarec-uni-decay-e300", "sasrec-e300-cos", "hydrarec-uni-decay-e300-cos")
 TARGET = 0.19  # test full NDCG@10 above every published full-ranking number on this split
 
 

@@ -10,6 +10,7 @@ from tinyhydra.nn import (
     flat,
     optim,  # adam_update too, not only the optimizers
 )
+from tinyhydra.optim import CosineAnnealingLR
 from tinyhydra.rec import data
 
 
@@ -393,3 +394,52 @@ def test_overlapping_parameter_lists_stay_correct():
                 optim.adam_update(expected[name], grads[name], m, v, t, lr=lr, betas=(0.9, 0.999), eps=1e-8)
     for name, p in zip("abc", (a, b, c)):
         np.testing.assert_allclose(p.data, expected[name], rtol=1e-15)
+
+
+# ---------------------------------------------------------------- learning-rate schedule
+def test_cosine_schedule_follows_its_closed_form():
+    """Warm-up, half a cosine, then the floor: lr(t) at t = 0, the end of the warm-up, the
+    middle, the last step and past it; never rising after the warm-up."""
+    opt = optim.SGD([nn.Parameter(np.zeros(3))], lr=0.1)
+    schedule = CosineAnnealingLR(opt, total_steps=14, warmup_steps=4, min_lr=0.01)
+    assert opt.lr == pytest.approx(0.1 / 4)  # set at construction, as PyTorch's
+    seen = [opt.lr]
+    for _ in range(16):
+        schedule.step()
+        seen.append(opt.lr)
+    assert seen[:4] == pytest.approx([0.025, 0.05, 0.075, 0.1])  # t = 0..3: linear warm-up
+    assert seen[4] == pytest.approx(0.1)                        # t = W: the top of the cosine
+    assert seen[9] == pytest.approx(0.01 + 0.09 / 2)            # t = W + (T - W) / 2: halfway
+    assert seen[13] == pytest.approx(0.01 + 0.045 * (1 + np.cos(np.pi * 0.9)))
+    assert seen[14:] == [0.01, 0.01, 0.01]                      # t >= T: the floor
+    assert all(a >= b for a, b in zip(seen[4:], seen[5:]))
+    assert schedule.last_step == 16 and schedule.get_last_lr() == 0.01
+    resumed = CosineAnnealingLR(optim.SGD([nn.Parameter(np.zeros(3))], lr=0.1), 14, 4, 0.01, last_step=9)
+    assert resumed.optimizer.lr == seen[9]  # a resumed schedule needs only the step count
+
+
+def test_adam_takes_the_scheduled_rate():
+    """One Adam step under the schedule is a plain Adam step at lr(t)."""
+    rng = np.random.default_rng(0)
+    start, grad = rng.standard_normal(5), rng.standard_normal(5)
+    moved = []
+    for scheduled in (True, False):
+        param = nn.Parameter(start.copy())
+        adam = optim.Adam([param], lr=0.3 if scheduled else 0.3 * (1 + np.cos(np.pi * 2 / 8)) / 2)
+        if scheduled:
+            CosineAnnealingLR(adam, total_steps=8, last_step=2)
+        param.grad = grad.copy()
+        adam.step()
+        moved.append(param.data.copy())
+    np.testing.assert_allclose(moved[0], moved[1], rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"total_steps": 4, "warmup_steps": 4}, "above warmup_steps"),
+    ({"total_steps": 10, "warmup_steps": -1}, "warmup_steps must be an int >= 0"),
+    ({"total_steps": 10, "min_lr": 0.5}, "give a min_lr <= lr"),
+    ({"total_steps": 10, "min_lr": float("nan")}, "min_lr"),
+])
+def test_cosine_schedule_refuses_impossible_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CosineAnnealingLR(optim.SGD([nn.Parameter(np.zeros(1))], lr=0.1), **kwargs)

@@ -69,7 +69,7 @@ def test_pair_table_reports_each_row_against_the_target(tmp_path, sweeps):
     lines = sweeps.main(["pair", "--results", str(tmp_path), "--figure", str(figure)])
     link = "[hydrarec-uni-decay-e300](../results/decay-grid-hydrarec-uni-decay-e300.json)"
     assert f"| {link} | 2 | 2 | epochs | 0.1800 | 0.1925 | 0.3100 | +0.0025 | 1.5 |" in lines
-    assert lines[-1] == "Not trained yet: sasrec-e300."
+    assert lines[-1] == "Not trained yet: sasrec-e300, sasrec-e300-cos, hydrarec-uni-decay-e300-cos."
     assert figure.stat().st_size > 1000
 
 

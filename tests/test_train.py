@@ -169,6 +169,42 @@ def test_resume_uses_the_learning_rate_of_the_command_line(script, dataset, tmp_
         np.testing.assert_array_equal(after[name], weight, err_msg=name)
 
 
+def test_cosine_schedule_anneals_the_learning_rate_to_zero_at_the_last_step(script, dataset, tmp_path):
+    """--lr-schedule cosine: each epoch records the next step's learning rate, lr(t) of
+    tinyhydra.nn.lr_schedule at t = the steps taken, reaching 0 after the last epoch."""
+    result = script.main(small_run(dataset, tmp_path, "--epochs", "3", "--lr", "0.01", "--lr-schedule", "cosine",
+                                   "--warmup-steps", "1", "--eval", "none"))
+    steps = checkpoint.load(tmp_path / "checkpoint.npz")["state"]["train_steps"] // 3
+    total = 3 * steps
+    expected = [0.005 * (1 + np.cos(np.pi * (epoch * steps - 1) / (total - 1))) for epoch in (1, 2)]
+    assert [record["lr"] for record in result["history"][:2]] == pytest.approx(expected, rel=1e-12)
+    assert result["history"][2]["lr"] == 0.0 and expected[0] > expected[1] > 0
+    constant = script.main(small_run(dataset, tmp_path / "constant", "--epochs", "1", "--eval", "none"))
+    assert "lr" not in constant["history"][0]  # a constant rate records nothing new
+
+
+def test_cosine_run_stopped_mid_epoch_resumes_exactly(script, dataset, tmp_path, monkeypatch):
+    """A scheduled run stopped during epoch 2 and resumed == the run that never stopped, bit for
+    bit: the schedule continues from the step count in the checkpoint."""
+    flags = ["--model", "hydrarec-uni-decay", "--epochs", "3", "--lr-schedule", "cosine", "--warmup-steps", "2",
+             "--dropout", "0.3", "--ema", "0.9"]
+    straight = script.main(small_run(dataset, tmp_path / "straight", *flags))
+    original = script.train_one_epoch
+
+    def stopped_in_epoch_two(config, epoch, *args, **kwargs):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(config, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(script, "train_one_epoch", stopped_in_epoch_two)
+    with pytest.raises(SystemExit):
+        script.main(small_run(dataset, tmp_path / "resumed", *flags))
+    monkeypatch.setattr(script, "train_one_epoch", original)
+    resumed = script.main(small_run(dataset, tmp_path / "resumed", "--resume"))
+    assert_same_run(straight, resumed)
+    assert [record["lr"] for record in resumed["history"]][-1] == 0.0
+
+
 def test_ctrl_c_saves_a_checkpoint_that_resumes(script, dataset, tmp_path, monkeypatch):
     calls = {"n": 0}
     original = script.train_one_epoch

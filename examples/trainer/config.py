@@ -78,6 +78,11 @@ class Config:
     random_window: float = flag(1.0, "probability that a sequence longer than max_len trains on "
                                      "a random window of it instead of its last items")
     lr: float = flag(1e-3, "Adam learning rate")
+    lr_schedule: str = flag("constant", "constant, or cosine: linear warm-up over --warmup-steps, then "
+                                        "half a cosine from --lr down to 0 at the last step of --epochs "
+                                        "(so --resume with other --epochs reshapes the curve)",
+                            choices=("constant", "cosine"))
+    warmup_steps: int = flag(0, "--lr-schedule cosine: steps of linear warm-up")
     weight_decay: float = flag(0.0, "decoupled weight decay")
     ema: float = flag(0.998, "> 0: validate and keep a moving average of the weights with this "
                              "decay; 0 = off")
@@ -167,12 +172,16 @@ def validate(config: Config) -> Config:
     if config.max_len == 0:
         config.max_len = DATASETS[config.dataset].max_len if config.dataset else DEFAULT_MAX_LEN
     for name in ("max_len", "dim", "layers", "heads", "conv", "seed", "max_steps", "max_minutes", "lr",
-                 "weight_decay"):
+                 "weight_decay", "warmup_steps"):
         _require(getattr(config, name) >= 0, name, getattr(config, name), "must be >= 0")
     for name in ("mask_prob", "mask_last", "random_window"):
         _require(0.0 <= getattr(config, name) <= 1.0, name, getattr(config, name), "must be in [0, 1]")
     _require(config.dropout < 1.0, "dropout", config.dropout,
              "must be in [0, 1) (or < 0 for the model's default)")
+    _require(config.lr_schedule in ("constant", "cosine"), "lr_schedule", config.lr_schedule,
+             "must be constant or cosine")
+    _require(config.warmup_steps == 0 or config.lr_schedule == "cosine", "warmup_steps", config.warmup_steps,
+             "warms up a schedule: add --lr-schedule cosine")
     _require(config.ema < 1.0, "ema", config.ema, "must be in [0, 1) (0 = off; e.g. 0.998)")
     _require(config.ema >= 0.0, "ema", config.ema, "must be in [0, 1) (0 = off; e.g. 0.998)")
     _require(config.model in MODELS, "model", config.model, f"must be one of {', '.join(MODELS)}")

@@ -10,8 +10,9 @@ Read in this order:
    :mod:`tinyhydra.attention`), the registry ``ATTENTION_KINDS`` that names them and
    ``register_attention``, the way a new kind gets in;
 4. :mod:`.block`: ``TransformerBlock``, the encoder layer SASRec and BERT4Rec share;
-5. :mod:`.optim` and :mod:`.flat`: SGD, Adam, the weight average (ExponentialMovingAverage) and the
-   flat buffer that lets an optimizer update every parameter in one array operation.
+5. :mod:`.optim`, :mod:`.lr_schedule` and :mod:`.flat`: SGD, Adam, the weight average
+   (ExponentialMovingAverage), the cosine learning-rate schedule and the flat buffer that lets
+   an optimizer update every parameter in one array operation.
 """
 from __future__ import annotations
 
