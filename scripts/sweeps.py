@@ -68,14 +68,13 @@ def fitted_slope(xs, ys) -> float:
     return float(np.polyfit(np.log(xs), np.log(ys), 1)[0])
 
 
-def step_costs(path: Path, kind: str) -> tuple[float, float] | None:
-    """(seconds per step, peak GiB) of attention ``kind`` in the benchmark file ``path``, or None."""
+def step_costs(path: Path) -> dict[str, tuple[float, float]]:
+    """attention kind -> (seconds per step, peak GiB) in the benchmark file ``path`` ({} if none)."""
     if not path.exists():
-        return None
+        return {}
     bench = json.loads(path.read_text())
-    if kind not in bench["models"]:
-        return None
-    return bench["models"][kind]["seconds_per_step"], bench["memory"][kind]["peak_bytes"] / 2**30
+    return {kind: (timing["seconds_per_step"], bench["memory"][kind]["peak_bytes"] / 2**30)
+            for kind, timing in bench["models"].items()}
 
 
 def cost_cells(costs: tuple[float, float] | None) -> str:
@@ -87,13 +86,13 @@ def heads_table(results: Path) -> tuple[list[str], list]:
              "peak GiB | row |", "| --- " * 9 + "|"]
     quality, missing = {kernel: [] for kernel in KERNELS}, []
     steps, memory = {kernel: [] for kernel in KERNELS}, {kernel: [] for kernel in KERNELS}
+    benchmarks = {heads: step_costs(results / "head_costs" / f"H{heads}" / "train_step.json") for heads in HEADS}
     for heads in HEADS:
         for kernel in KERNELS:
             row = head_row(kernel, heads)
             if row is None:
                 continue
-            costs = step_costs(results / "head_costs" / f"H{heads}" / "train_step.json",
-                               HEAD_BENCHMARK_KIND.get(kernel, ""))
+            costs = benchmarks[heads].get(HEAD_BENCHMARK_KIND.get(kernel, ""))
             if costs:
                 steps[kernel].append((heads, costs[0]))
                 memory[kernel].append((heads, costs[1]))
@@ -123,12 +122,13 @@ def lengths_table(results: Path) -> tuple[list[str], list]:
              "| --- " * 7 + "|"]
     quality, missing = {model: [] for model in LENGTH_MODELS}, []
     steps, memory = {model: [] for model in LENGTH_MODELS}, {model: [] for model in LENGTH_MODELS}
+    benchmarks = {length: step_costs(results / "length_costs" / f"L{length}" / "train_step.json")
+                  for length in LENGTHS}
     for model in LENGTH_MODELS:
         for length in LENGTHS:
             row = length_row(model, length)
             m = load(results, row)
-            costs = step_costs(results / "length_costs" / f"L{length}" / "train_step.json",
-                               LENGTH_BENCHMARK_KIND[model])
+            costs = benchmarks[length].get(LENGTH_BENCHMARK_KIND[model])
             if costs:
                 steps[model].append((length, costs[0]))
                 memory[model].append((length, costs[1]))

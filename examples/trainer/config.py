@@ -22,6 +22,7 @@ from .cli import flag
 
 LOSSES = ("auto", *models.LOSSES)
 EVALS = ("both", "full", "sampled", "none")
+LR_SCHEDULES = ("constant", "cosine")
 DEFAULT_MAX_LEN = 200  # --max-len of a --data file that names no --dataset
 SAMPLED_EVAL_NEGATIVES = 100  # the sampled protocol ranks each target among this many items
 
@@ -81,7 +82,7 @@ class Config:
     lr_schedule: str = flag("constant", "constant, or cosine: linear warm-up over --warmup-steps, then "
                                         "half a cosine from --lr down to 0 at the last step of --epochs "
                                         "(so --resume with other --epochs reshapes the curve)",
-                            choices=("constant", "cosine"))
+                            choices=LR_SCHEDULES)
     warmup_steps: int = flag(0, "--lr-schedule cosine: steps of linear warm-up")
     weight_decay: float = flag(0.0, "decoupled weight decay")
     ema: float = flag(0.998, "> 0: validate and keep a moving average of the weights with this "
@@ -178,8 +179,8 @@ def validate(config: Config) -> Config:
         _require(0.0 <= getattr(config, name) <= 1.0, name, getattr(config, name), "must be in [0, 1]")
     _require(config.dropout < 1.0, "dropout", config.dropout,
              "must be in [0, 1) (or < 0 for the model's default)")
-    _require(config.lr_schedule in ("constant", "cosine"), "lr_schedule", config.lr_schedule,
-             "must be constant or cosine")
+    _require(config.lr_schedule in LR_SCHEDULES, "lr_schedule", config.lr_schedule,
+             f"must be one of {', '.join(LR_SCHEDULES)}")
     _require(config.warmup_steps == 0 or config.lr_schedule == "cosine", "warmup_steps", config.warmup_steps,
              "warms up a schedule: add --lr-schedule cosine")
     _require(config.ema < 1.0, "ema", config.ema, "must be in [0, 1) (0 = off; e.g. 0.998)")
