@@ -113,6 +113,14 @@ def steps_per_epoch(config: Config, batches) -> int:
     return min(len(batches), config.max_steps) if config.max_steps else len(batches)
 
 
+def run_steps(config: Config, split) -> int:
+    """The steps of the whole run: --epochs times the batches of one epoch (users with
+    enough training items, as :func:`epoch_batches` takes them), each epoch capped by --max-steps."""
+    fewest = 1 if bidirectional(config.model) else 2
+    batches = -(-sum(len(s) >= fewest for s in split.train) // config.batch_size)
+    return config.epochs * (min(batches, config.max_steps) if config.max_steps else batches)
+
+
 def train_one_epoch(config, epoch, model, optimizer, ema, batches, schedule=None) -> tuple[float, float, int]:
     """Returns (mean loss, training seconds, steps). The loss is read back from the
     device only every few steps, so the GPU is not synchronised on every step. A
@@ -218,6 +226,9 @@ def load_split(config: Config) -> tuple[data.Split, str]:
     if config.loss in ("sampled", "bce") and data.fewest_unseen_items(trained, split.num_items) < 1:
         raise UsageError(f"--loss {config.loss} samples items a user never trained on, but a user "
                          f"in {path} trained on every item; use --loss ce")
+    if config.lr_schedule == "cosine" and config.warmup_steps >= run_steps(config, split):
+        raise UsageError(f"--warmup-steps {config.warmup_steps}: the run has {run_steps(config, split)} "
+                         "steps in all; give fewer warm-up steps or more --epochs")
     if config.eval in ("both", "sampled"):
         fewest = data.fewest_unseen_items(data.interacted_items(split, evaluated), split.num_items)
         if fewest < SAMPLED_EVAL_NEGATIVES:
@@ -275,6 +286,9 @@ def train(config: Config, split: data.Split, saved: dict | None = None, data_sha
         runs.save_training_state(checkpoint_path, model, optimizer, ema, state, rng)
     key = "full/NDCG@10" if config.eval in ("both", "full") else "sampled/NDCG@10"
     stop_reason, longest_epoch, schedule = "epochs", 0.0, None
+    if config.lr_schedule == "cosine":  # continues from the step count of a resumed run
+        schedule = optim.CosineAnnealingLR(optimizer, run_steps(config, split), config.warmup_steps,
+                                           last_step=state["train_steps"])
     try:
         for epoch in range(state["epochs_done"] + 1, config.epochs + 1):
             if state["bad_validations"] >= config.patience:
@@ -291,13 +305,6 @@ def train(config: Config, split: data.Split, saved: dict | None = None, data_sha
             epoch_started = wall_clock()
             th.manual_seed(runs.epoch_seed(config.seed, epoch))
             batches = epoch_batches(config, split, model, rng, state["unused_ce_negatives"])
-            if config.lr_schedule == "cosine" and schedule is None:  # every epoch has as many steps
-                total = config.epochs * steps_per_epoch(config, batches)
-                if config.warmup_steps >= total:
-                    raise UsageError(f"--warmup-steps {config.warmup_steps}: the run has {total} steps in all; "
-                                     "give fewer warm-up steps")
-                schedule = optim.CosineAnnealingLR(optimizer, total, config.warmup_steps,
-                                                   last_step=state["train_steps"])
             loss, seconds, steps = train_one_epoch(config, epoch, model, optimizer, ema, batches, schedule)
             record = {"epoch": epoch, "loss": loss, "seconds": seconds}
             if schedule:

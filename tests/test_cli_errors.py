@@ -72,6 +72,8 @@ ROWS = [
     (f"{FLAGS} --epochs many", 2, ["--epochs", "invalid int value"], None),
     (f"{FLAGS} --epochs", 2, ["--epochs", "expected one argument"], None),
     (f"{FLAGS} --epochs 0", 2, ["--epochs 0", ">= 1"], None),
+    (f"{FLAGS} --epochs 2 --lr-schedule cosine --warmup-steps 100000", 2,
+     ["--warmup-steps 100000", "steps in all", "fewer warm-up steps"], None),
     (f"{FLAGS} --patience 0", 2, ["--patience 0", ">= 1"], None),
     (f"{FLAGS} --max-steps -1", 2, ["--max-steps -1", ">= 0"], None),
     (f"{FLAGS} --eval-every 0", 2, ["--eval-every 0", ">= 1"], None),
