@@ -37,7 +37,8 @@ LENGTH_BENCHMARK_KIND = {"sasrec": "softmax", "hydrarec-uni": "hydra", "hydrarec
 HEAD_BENCHMARK_KIND = {"softmax": "softmax", "cosine": "hydra"}  # per-head norm: not benchmarked
 METRIC = "full/NDCG@10"
 # the long-budget pair (causal recipe, same budget), then the same pair with a cosine learning-rate schedule
-PAIR = ("sasrec-e300", "hydrarec-uni-decay-e300", "sasrec-e300-cos", "hydrarec-uni-decay-e300-cos")
+PAIRS = (("sasrec-e300", "hydrarec-uni-decay-e300"), ("sasrec-e300-cos", "hydrarec-uni-decay-e300-cos"))
+PAIR = tuple(row for pair in PAIRS for row in pair)
 TARGET = 0.19  # test full NDCG@10 above every published full-ranking number on this split
 
 
@@ -165,9 +166,30 @@ def pair_table(results: Path) -> tuple[list[str], list]:
         history = m.get("history", [])
         valid[row] = [(h["epoch"], h["valid"][METRIC]) for h in history if METRIC in h.get("valid", {})]
         loss[row] = [(h["epoch"], h["loss"]) for h in history]
+    lines += pair_verdicts(results)
     if missing:
         lines += ["", "Not trained yet: " + ", ".join(missing) + "."]
     return lines, [("validation full NDCG@10", valid), ("training loss", loss)]
+
+
+def pair_verdicts(results: Path) -> list[str]:
+    """What the finished rows say: each O(L·D) row against its softmax twin, and the best test
+    number against ``TARGET`` (computed, so a notebook on other results prints their verdict)."""
+    tests = {row: m["test"][METRIC] for row in PAIR if (m := load(results, row))}
+    if not tests:
+        return []
+    lines = [""]
+    for softmax, linear in PAIRS:
+        if softmax in tests and linear in tests:
+            gain = tests[linear] - tests[softmax]
+            lines.append(f"{linear} against {softmax}: test full NDCG@10 {tests[linear]:.4f} against "
+                         f"{tests[softmax]:.4f} ({gain:+.4f}, {gain / tests[softmax]:+.1%}).")
+    best = max(tests, key=tests.get)
+    gap = tests[best] - TARGET
+    lines.append(f"Best test full NDCG@10: {tests[best]:.4f} ({best}): "
+                 + (f"{TARGET} reached (+{gap:.4f})." if gap >= 0 else
+                    f"{TARGET} missed by {-gap:.4f} ({-gap / TARGET:.1%})."))
+    return lines
 
 
 # sweep -> (its table, the x axis of its figure, that axis' scale)

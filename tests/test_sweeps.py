@@ -69,8 +69,19 @@ def test_pair_table_reports_each_row_against_the_target(tmp_path, sweeps):
     lines = sweeps.main(["pair", "--results", str(tmp_path), "--figure", str(figure)])
     link = "[hydrarec-uni-decay-e300](../results/decay-grid-hydrarec-uni-decay-e300.json)"
     assert f"| {link} | 2 | 2 | epochs | 0.1800 | 0.1925 | 0.3100 | +0.0025 | 1.5 |" in lines
+    assert "Best test full NDCG@10: 0.1925 (hydrarec-uni-decay-e300): 0.19 reached (+0.0025)." in lines
+    assert not any(" against " in line for line in lines)  # its softmax twin is not trained
     assert lines[-1] == "Not trained yet: sasrec-e300, sasrec-e300-cos, hydrarec-uni-decay-e300-cos."
     assert figure.stat().st_size > 1000
+
+
+def test_pair_verdicts_compare_each_twin_and_say_by_how_much_the_target_is_missed(tmp_path, sweeps):
+    for row, ndcg in (("sasrec-e300", 0.16), ("hydrarec-uni-decay-e300", 0.18), ("sasrec-e300-cos", 0.15)):
+        (tmp_path / f"decay-grid-{row}.json").write_text(json.dumps({"test": {"full/NDCG@10": ndcg}}))
+    assert sweeps.pair_verdicts(tmp_path) == [
+        "", "hydrarec-uni-decay-e300 against sasrec-e300: test full NDCG@10 0.1800 against 0.1600 (+0.0200, +12.5%).",
+        "Best test full NDCG@10: 0.1800 (hydrarec-uni-decay-e300): 0.19 missed by 0.0100 (5.3%)."]
+    assert sweeps.pair_verdicts(tmp_path / "none") == []
 
 
 @pytest.mark.parametrize("sweep", ["heads", "lengths", "pair"])
