@@ -169,7 +169,7 @@ def test_resume_uses_the_learning_rate_of_the_command_line(script, dataset, tmp_
         np.testing.assert_array_equal(after[name], weight, err_msg=name)
 
 
-def test_cosine_schedule_anneals_the_learning_rate_to_zero_at_the_last_step(script, dataset, tmp_path):
+def test_cosine_schedule_anneals_the_learning_rate_to_zero_at_the_last_step(script, dataset, tmp_path, capsys):
     """--lr-schedule cosine: each epoch records the next step's learning rate, lr(t) of
     tinyhydra.nn.lr_schedule at t = the steps taken, reaching 0 after the last epoch."""
     result = script.main(small_run(dataset, tmp_path, "--epochs", "3", "--lr", "0.01", "--lr-schedule", "cosine",
@@ -179,6 +179,10 @@ def test_cosine_schedule_anneals_the_learning_rate_to_zero_at_the_last_step(scri
     expected = [0.005 * (1 + np.cos(np.pi * (epoch * steps - 1) / (total - 1))) for epoch in (1, 2)]
     assert [record["lr"] for record in result["history"][:2]] == pytest.approx(expected, rel=1e-12)
     assert result["history"][2]["lr"] == 0.0 and expected[0] > expected[1] > 0
+    assert "--patience" not in capsys.readouterr().out  # --eval none: nothing stops early
+    script.main(small_run(dataset, tmp_path / "patient", "--epochs", "3", "--lr-schedule", "cosine",
+                          "--patience", "2", "--eval-every", "1"))
+    assert "note: --patience 2 may stop the run before the cosine schedule" in capsys.readouterr().out
     constant = script.main(small_run(dataset, tmp_path / "constant", "--epochs", "1", "--eval", "none"))
     assert "lr" not in constant["history"][0]  # a constant rate records nothing new
 
