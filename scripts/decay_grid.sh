@@ -69,6 +69,10 @@ rows[hydrarec-uni-decay-e300]="causal --model hydrarec-uni-decay --epochs 300"
 # the same pair with the learning rate annealed to 0 over the 300 epochs, both models alike
 rows[sasrec-e300-cos]="causal --model sasrec --epochs 300 --lr-schedule cosine"
 rows[hydrarec-uni-decay-e300-cos]="causal --model hydrarec-uni-decay --epochs 300 --lr-schedule cosine"
+# and without early stopping (150 validations cover all 300 epochs), so the rate does reach 0:
+# patience 10 ended the -cos rows at epochs 188 and 190, the rate still 0.3x its start
+rows[sasrec-e300-cos-full]="causal --model sasrec --epochs 300 --lr-schedule cosine --patience 150"
+rows[hydrarec-uni-decay-e300-cos-full]="causal --model hydrarec-uni-decay --epochs 300 --lr-schedule cosine --patience 150"
 # the whole comparison, for any data set: both directions, plain and decayed Hydra
 grid=(sasrec hydrarec-uni hydrarec-uni-decay bert4rec hydrarec-bi hydrarec-bi-decay)
 # ML-1M's rows in the order they were first trained
