@@ -108,17 +108,17 @@ def epoch_batches(config: Config, split, model, rng, unused_ce_negatives: bool =
                                random_window_prob=config.random_window)
 
 
-def steps_per_epoch(config: Config, batches) -> int:
-    """The steps an epoch of ``batches`` takes (--max-steps caps it); the same every epoch."""
-    return min(len(batches), config.max_steps) if config.max_steps else len(batches)
+def steps_per_epoch(config: Config, num_batches: int) -> int:
+    """The steps an epoch of ``num_batches`` batches takes (--max-steps caps it); the same every epoch."""
+    return min(num_batches, config.max_steps) if config.max_steps else num_batches
 
 
 def run_steps(config: Config, split) -> int:
     """The steps of the whole run: --epochs times the batches of one epoch (users with
     enough training items, as :func:`epoch_batches` takes them), each epoch capped by --max-steps."""
     fewest = 1 if bidirectional(config.model) else 2
-    batches = -(-sum(len(s) >= fewest for s in split.train) // config.batch_size)
-    return config.epochs * (min(batches, config.max_steps) if config.max_steps else batches)
+    return config.epochs * steps_per_epoch(config, -(-sum(len(s) >= fewest for s in split.train)
+                                                     // config.batch_size))
 
 
 def train_one_epoch(config, epoch, model, optimizer, ema, batches, schedule=None) -> tuple[float, float, int]:
@@ -127,7 +127,7 @@ def train_one_epoch(config, epoch, model, optimizer, ema, batches, schedule=None
     ``schedule`` (--lr-schedule) sets the learning rate of every next step."""
     model.train()
     xp = backend.xp_for_device(config.device)
-    total = steps_per_epoch(config, batches)
+    total = steps_per_epoch(config, len(batches))
     bar = tqdm(batches, total=total, desc=f"epoch {epoch}", leave=False, disable=not config.progress)
     loss_sum, steps, pending = 0.0, 0, []
     start = time.perf_counter()
@@ -226,9 +226,9 @@ def load_split(config: Config) -> tuple[data.Split, str]:
     if config.loss in ("sampled", "bce") and data.fewest_unseen_items(trained, split.num_items) < 1:
         raise UsageError(f"--loss {config.loss} samples items a user never trained on, but a user "
                          f"in {path} trained on every item; use --loss ce")
-    if config.lr_schedule == "cosine" and config.warmup_steps >= run_steps(config, split):
-        raise UsageError(f"--warmup-steps {config.warmup_steps}: the run has {run_steps(config, split)} "
-                         "steps in all; give fewer warm-up steps or more --epochs")
+    if config.lr_schedule == "cosine" and config.warmup_steps >= (total := run_steps(config, split)):
+        raise UsageError(f"--warmup-steps {config.warmup_steps}: the run has {total} steps in all; "
+                         "give fewer warm-up steps or more --epochs")
     if config.eval in ("both", "sampled"):
         fewest = data.fewest_unseen_items(data.interacted_items(split, evaluated), split.num_items)
         if fewest < SAMPLED_EVAL_NEGATIVES:
