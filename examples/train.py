@@ -286,12 +286,11 @@ def train(config: Config, split: data.Split, saved: dict | None = None, data_sha
         runs.save_training_state(checkpoint_path, model, optimizer, ema, state, rng)
     key = "full/NDCG@10" if config.eval in ("both", "full") else "sampled/NDCG@10"
     stop_reason, longest_epoch, schedule = "epochs", 0.0, None
-    if config.lr_schedule == "cosine" and config.eval != "none" and \
-            config.patience * config.eval_every < config.epochs:
-        # measured on ML-1M: patience 10 ended 300-epoch cosine runs at epoch 190, lr still 0.3x
-        print(f"note: --patience {config.patience} may stop the run before the cosine schedule has "
-              f"annealed the learning rate; --patience {-(-config.epochs // config.eval_every)} runs every epoch")
     if config.lr_schedule == "cosine":  # continues from the step count of a resumed run
+        if config.eval != "none" and config.patience * config.eval_every < config.epochs:
+            # measured on ML-1M: patience 10 ended 300-epoch cosine runs at epoch 190, lr still 0.3x
+            print(f"note: --patience {config.patience} may stop the run before the cosine schedule has "
+                  f"annealed the learning rate; --patience {-(-config.epochs // config.eval_every)} runs every epoch")
         schedule = optim.CosineAnnealingLR(optimizer, run_steps(config, split), config.warmup_steps,
                                            last_step=state["train_steps"])
     try:
