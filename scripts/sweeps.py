@@ -155,29 +155,29 @@ def pair_table(results: Path) -> tuple[list[str], list]:
     the panels of validation full NDCG@10 and training loss against the epoch."""
     lines = ["| row | epochs run | best epoch | stopped by | valid full NDCG@10 | test full NDCG@10 | "
              f"test full HR@10 | test - {TARGET} | hours of training |", "| --- " * 9 + "|"]
-    valid, loss, missing = {}, {}, []
+    valid, loss, tests, missing = {}, {}, {}, []
     for row in PAIR:
         m = load(results, row)
         if m is None:
             missing.append(row)
             continue
-        test = m["test"][METRIC]
+        test = tests[row] = m["test"][METRIC]
         lines.append(f"| [{row}](../results/decay-grid-{row}.json) | {m['epochs_run']} | {m['best_epoch']} | "
                      f"{m['stop_reason']} | {m['valid'][METRIC]:.4f} | {test:.4f} | {m['test']['full/HR@10']:.4f} "
                      f"| {test - TARGET:+.4f} | {m['train_seconds'] / 3600:.1f} |")
         history = m.get("history", [])
         valid[row] = [(h["epoch"], h["valid"][METRIC]) for h in history if METRIC in h.get("valid", {})]
         loss[row] = [(h["epoch"], h["loss"]) for h in history]
-    lines += pair_verdicts(results)
+    lines += pair_verdicts(tests)
     if missing:
         lines += ["", "Not trained yet: " + ", ".join(missing) + "."]
     return lines, [("validation full NDCG@10", valid), ("training loss", loss)]
 
 
-def pair_verdicts(results: Path) -> list[str]:
-    """What the finished rows say: each O(L·D) row against its softmax twin, and the best test
-    number against ``TARGET`` (computed, so a notebook on other results prints their verdict)."""
-    tests = {row: m["test"][METRIC] for row in PAIR if (m := load(results, row))}
+def pair_verdicts(tests: dict[str, float]) -> list[str]:
+    """What the finished rows say, from {row: test full NDCG@10}: each O(L·D) row against its
+    softmax twin, and the best test number against ``TARGET`` (computed, so a notebook on other
+    results prints their verdict)."""
     if not tests:
         return []
     lines = [""]

@@ -76,13 +76,12 @@ def test_pair_table_reports_each_row_against_the_target(tmp_path, sweeps):
     assert figure.stat().st_size > 1000
 
 
-def test_pair_verdicts_compare_each_twin_and_say_by_how_much_the_target_is_missed(tmp_path, sweeps):
-    for row, ndcg in (("sasrec-e300", 0.16), ("hydrarec-uni-decay-e300", 0.18), ("sasrec-e300-cos", 0.15)):
-        (tmp_path / f"decay-grid-{row}.json").write_text(json.dumps({"test": {"full/NDCG@10": ndcg}}))
-    assert sweeps.pair_verdicts(tmp_path) == [
+def test_pair_verdicts_compare_each_twin_and_say_by_how_much_the_target_is_missed(sweeps):
+    tests = {"sasrec-e300": 0.16, "hydrarec-uni-decay-e300": 0.18, "sasrec-e300-cos": 0.15}
+    assert sweeps.pair_verdicts(tests) == [
         "", "hydrarec-uni-decay-e300 against sasrec-e300: test full NDCG@10 0.1800 against 0.1600 (+0.0200, +12.5%).",
         "Best test full NDCG@10: 0.1800 (hydrarec-uni-decay-e300): 0.19 missed by 0.0100 (5.3%)."]
-    assert sweeps.pair_verdicts(tmp_path / "none") == []
+    assert sweeps.pair_verdicts({}) == []
 
 
 @pytest.mark.parametrize("sweep", ["heads", "lengths", "pair"])
